@@ -1,0 +1,65 @@
+"""Record of every host touch made in this process.
+
+Two kinds of touch exist:
+
+* ``set_entry`` -- write one key of a host registry (a dict or a list the host
+  reads by name, e.g. ``ModelRegistry.models`` or ``ToolCallParserEnum``).
+* ``hook`` -- register a ``HookRegistry`` hook (BEFORE/AFTER/AROUND/REPLACE) on
+  a dotted target; the host applies it after all plugins ran.
+
+``TOUCHES`` lists what was done, so tests and ``docs/hooks.md`` can be
+checked against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, MutableMapping
+
+
+@dataclass(frozen=True)
+class HostTouch:
+    target: str  # dotted path of the host object touched (with [key] for entries)
+    kind: str  # "entry" or a HookType name
+    why: str
+    undo: str
+
+
+TOUCHES: list[HostTouch] = []
+
+
+def _record(touch: HostTouch) -> None:
+    if touch not in TOUCHES:
+        TOUCHES.append(touch)
+
+
+def set_entry(
+    target: str,
+    mapping: MutableMapping[str, Any],
+    key: str,
+    value: Any,
+    *,
+    why: str,
+    undo: str,
+) -> None:
+    """``mapping[key] = value``, recorded as ``target[key]``."""
+    mapping[key] = value
+    _record(HostTouch(f"{target}[{key}]", "entry", why, undo))
+
+
+def append_name(target: str, names: list, name: str, *, why: str, undo: str) -> None:
+    """Append ``name`` to a host list of choices unless present."""
+    if name not in names:
+        names.append(name)
+    _record(HostTouch(f"{target}[{name}]", "entry", why, undo))
+
+
+def hook(target: str, fn: Callable, hook_type: str, *, why: str, undo: str) -> None:
+    """Register ``fn`` on ``target`` with the host's HookRegistry.
+
+    ``hook_type`` is the HookType name: "BEFORE", "AFTER", "AROUND", "REPLACE".
+    """
+    from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+
+    HookRegistry.register(target, fn, HookType[hook_type])
+    _record(HostTouch(target, hook_type, why, undo))

@@ -1,0 +1,1 @@
+"""DeepseekV32ForCausalLM and its MTP draft model, built from host layers and our DSA attention."""

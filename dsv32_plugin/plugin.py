@@ -1,0 +1,61 @@
+"""The one place that touches the host.
+
+``register()`` runs once per process (launch_server's main process, engine,
+scheduler, detokenizer, DP controller). Each step below is one concern; every
+host touch a step makes goes through ``dsv32_plugin.hooks.ledger`` and is
+listed in docs/hooks.md (a test checks both agree).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import os
+
+from dsv32_plugin import __version__
+
+logger = logging.getLogger("dsv32_plugin")
+
+# "module:function" strings, imported lazily so that a broken optional
+# dependency costs one log line and one step, never the whole plugin.
+STEPS: tuple[str, ...] = (
+    "dsv32_plugin.hooks.cpu_fallbacks:install",
+    "dsv32_plugin.hooks.parsers:install",
+    "dsv32_plugin.hooks.chat_encoding:install",
+    "dsv32_plugin.hooks.models:install",
+    "dsv32_plugin.hooks.attention:install",
+    "dsv32_plugin.hooks.server_args:install",
+)
+
+_registered = False
+
+
+def register() -> None:
+    """Install every step once; never raises."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    logger.info(
+        "dsv32-plugin %s registering in %s (pid %d)",
+        __version__,
+        multiprocessing.current_process().name,
+        os.getpid(),
+    )
+    for step in STEPS:
+        module_name, func_name = step.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # step not shipped in this build
+            logger.warning("dsv32-plugin: step %s skipped: %s", step, exc)
+            continue
+        except Exception as exc:  # a broken optional dependency of the host
+            logger.warning("dsv32-plugin: step %s skipped: %r", step, exc)
+            continue
+        try:
+            getattr(module, func_name)()
+        except Exception as exc:
+            logger.warning("dsv32-plugin: step %s failed: %r", step, exc)

@@ -1,0 +1,40 @@
+"""Shared test set-up: shadowing guard and hardware markers."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _guard_repo_root_shadowing() -> None:
+    # `python -m pytest` from the repo root puts the root on sys.path, so the
+    # repo's kernels/ would shadow Hugging Face's `kernels`, which sglang imports.
+    spec = importlib.util.find_spec("kernels")
+    if spec and spec.origin and pathlib.Path(spec.origin).resolve().is_relative_to(REPO_ROOT):
+        raise pytest.UsageError(
+            "the repo root is on sys.path and shadows installed packages; run `pytest`, "
+            "not `python -m pytest`"
+        )
+
+
+_guard_repo_root_shadowing()
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    if _has_cuda():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
