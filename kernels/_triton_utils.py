@@ -1,0 +1,51 @@
+"""Helpers shared by the Triton kernels: interpreter detection and launch checks.
+
+Under ``TRITON_INTERPRET=1`` (CPU CI) ``tl.dot`` on bfloat16 operands returns
+garbage (see ``docs/kernels.md`` and the shared ``triton_cpu.md``), while fp32
+and fp8 operands are exact. Every kernel therefore takes a ``DOT_FP32``
+constexpr, decided here once, and casts its dot operands through
+``dot_operand``; on a GPU the operands stay bf16 so tensor cores are used.
+"""
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+
+def interpreting() -> bool:
+    """True when Triton kernels run in the CPU interpreter (``TRITON_INTERPRET`` set, not "0")."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() not in ("", "0", "false")
+
+
+def dot_fp32() -> bool:
+    """Value of the ``DOT_FP32`` constexpr: upcast ``tl.dot`` operands to float32 when interpreting."""
+    return interpreting()
+
+
+@triton.jit
+def dot_operand(x, DOT_FP32: tl.constexpr):
+    """Cast a tile for ``tl.dot``: float32 in the interpreter, bfloat16 on a GPU."""
+    if DOT_FP32:
+        return x.to(tl.float32)
+    else:
+        return x.to(tl.bfloat16)
+
+
+def check_launchable(*tensors: torch.Tensor) -> torch.device:
+    """Check the tensors share one device that Triton can run on; return it.
+
+    CUDA tensors always qualify; CPU tensors only under the interpreter, so a
+    CPU call without it fails with a clear message instead of a Triton error.
+    """
+    devices = {t.device for t in tensors}
+    if len(devices) != 1:
+        raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
+    device = devices.pop()
+    if device.type == "cpu" and not interpreting():
+        raise RuntimeError(
+            "Triton kernels need a CUDA tensor; on the CPU set TRITON_INTERPRET=1 "
+            "or use dsv32_plugin.kernels.reference"
+        )
+    return device
