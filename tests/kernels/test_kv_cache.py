@@ -70,3 +70,63 @@ def test_store_mla_kv_reference_skips_bad_slots():
         untouched = torch.ones(128, dtype=torch.bool)
         untouched[[0, 70, 127]] = False
         assert torch.equal(flat[untouched], old[untouched])
+
+
+# ---------------------------------------------------------------------------
+# Triton kernels (CPU: interpreter; the variable must precede the kernel import).
+if not torch.cuda.is_available():
+    import os
+
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from dsv32_plugin.kernels import kv_cache as kernels  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def odd_kv(seed, n, d_nope, d_rope):
+    """bf16 rows over 12 decades of magnitude, ties at e4m3 midpoints, zero tiles, signed zeros."""
+    gen = torch.Generator().manual_seed(seed)
+    kv = torch.randn(n, d_nope + d_rope, generator=gen) * torch.logspace(-6, 6, n)[:, None]
+    kv[1, :128] = 0  # all-zero tile
+    kv[2, :128] = -0.0
+    kv[3, :128] = torch.tensor([448.0, 7.75, 336.0, -13.0] * 32)  # 7.75 / 336 / 13 are e4m3 ties
+    return kv.bfloat16()
+
+
+@pytest.mark.parametrize(
+    "n,d_nope,d_rope",
+    [pytest.param(37, 512, 64, id="v32-656B"), pytest.param(5, 128, 32, id="tiny-dims"), pytest.param(0, 512, 64, id="empty")],
+)
+def test_quantize_and_dequantize_kernels_are_bit_exact(n, d_nope, d_rope):
+    kv = odd_kv(n, max(n, 4), d_nope, d_rope)[:n]
+    packed = kernels.quantize_kv_fp8(kv.to(DEVICE), d_nope=d_nope)
+    want = ref.quantize_kv_fp8(kv, d_nope=d_nope)
+    assert packed.dtype == torch.uint8 and torch.equal(packed.cpu(), want)
+    back = kernels.dequantize_kv_fp8(packed, d_nope=d_nope, d_rope=d_rope)
+    assert torch.equal(back.cpu(), ref.dequantize_kv_fp8(want, d_nope, d_rope))
+
+
+@pytest.mark.parametrize("fp8", [pytest.param(True, id="fp8-656B"), pytest.param(False, id="bf16-576")])
+def test_store_kernel_matches_reference_and_leaves_other_slots(fp8):
+    kv = odd_kv(9, 6, 512, 64)
+    width_bytes = 656 if fp8 else 576 * 2
+    dtype = torch.uint8 if fp8 else torch.bfloat16
+    cache = torch.full((3, 16, width_bytes), 0xFF, dtype=torch.uint8).view(dtype)  # NaN-poisoned memory
+    slots = torch.tensor([17, -1, 47, 48 * 5, 0, 31])  # page edges, a skip, past the end
+    want = ref.store_mla_kv(cache.clone(), slots, kv)
+    got = kernels.store_mla_kv(cache.to(DEVICE), slots.to(DEVICE), kv.to(DEVICE))
+    assert torch.equal(got.cpu().view(torch.uint8), want.view(torch.uint8))
+    got4 = kernels.store_mla_kv(cache.unsqueeze(2).to(DEVICE), slots.to(DEVICE), kv.to(DEVICE))  # FlashMLA shape
+    assert torch.equal(got4.cpu().squeeze(2).view(torch.uint8), want.view(torch.uint8))
+
+
+def test_kv_kernels_reject_bad_layouts():
+    with pytest.raises(ValueError, match="multiple of 128"):
+        kernels.quantize_kv_fp8(torch.zeros(2, 80, dtype=torch.bfloat16, device=DEVICE), d_nope=64)
+    with pytest.raises(ValueError):
+        kernels.store_mla_kv(
+            torch.zeros(2, 4, 650, dtype=torch.uint8, device=DEVICE),
+            torch.zeros(1, dtype=torch.int64, device=DEVICE),
+            torch.zeros(1, 576, dtype=torch.bfloat16, device=DEVICE),
+        )

@@ -126,3 +126,126 @@ def test_reference_decode_rejects_mismatched_cache_width():
         ref.sparse_mla_decode(q, torch.zeros(2, 64, 600, dtype=torch.uint8), idx, 0.1)
     with pytest.raises(ValueError):
         ref.sparse_mla_decode(q, torch.zeros(2, 64, 512, dtype=torch.bfloat16), idx, 0.1)
+
+
+# ---------------------------------------------------------------------------
+# Triton kernels against the reference. On the CPU they run in the Triton
+# interpreter, which decides interpret-vs-compile when a kernel is decorated:
+# the variable must be set before the kernel modules are imported.
+if not torch.cuda.is_available():
+    import os
+
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from dsv32_plugin.kernels.reference.kv_cache import fp8_row_bytes  # noqa: E402
+from dsv32_plugin.kernels.sparse_mla_core import LaunchConfig  # noqa: E402
+from dsv32_plugin.kernels.sparse_mla_decode import sparse_mla_decode  # noqa: E402
+from dsv32_plugin.kernels.sparse_mla_prefill import sparse_mla_prefill  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def assert_matches_reference(out, lse, want_out, want_lse, atol=2e-2):
+    assert out.dtype == torch.bfloat16 and lse.dtype == torch.float32
+    assert torch.isfinite(out.float()).all() and not torch.isnan(lse).any()
+    torch.testing.assert_close(out.float().cpu(), want_out.float().cpu(), atol=atol, rtol=2e-2)
+    assert torch.equal(torch.isinf(lse).cpu(), torch.isinf(want_lse).cpu())
+    torch.testing.assert_close(lse.cpu(), want_lse.cpu(), atol=2e-4, rtol=1e-5)
+
+
+def prefill_case(seed, T, H, d_v, d_rope, S, topk, lengths="random", causal=False):
+    gen = torch.Generator().manual_seed(seed)
+    D = d_v + d_rope
+    q = torch.randn(T, H, D, generator=gen).bfloat16()
+    kv = torch.randn(S + 8, D, generator=gen).bfloat16()
+    kv[S:] = float("nan")  # memory past the rows; never indexed validly
+    if causal:  # SGL-style context < topk: [0 .. n-1, -1, ...]
+        idx = torch.full((T, topk), -1, dtype=torch.int32)
+        for t in range(T):
+            n = min(topk, 1 + t * S // max(1, T - 1))
+            idx[t, :n] = torch.randperm(S, generator=gen)[:n].int() if n <= S else torch.arange(n)
+    else:
+        idx = random_indices(gen, T, topk, S)
+    length = None
+    if lengths == "random":
+        length = torch.randint(0, topk + 1, (T,), generator=gen, dtype=torch.int32)
+    idx[-1] = -1  # an empty row
+    return q, kv[:S], idx, length
+
+
+PREFILL_KERNEL_CASES = [
+    # seed, T, H, d_v, d_rope, S, topk, lengths, causal
+    pytest.param(1, 5, 4, 128, 32, 37, 40, "random", False, id="tiny-dims-h4-lengths"),
+    pytest.param(2, 4, 3, 512, 64, 50, 32, None, False, id="real-dims-h3-minus1-anywhere"),
+    pytest.param(3, 6, 2, 64, 16, 9, 48, None, True, id="context-shorter-than-topk"),
+    pytest.param(4, 3, 72, 64, 16, 30, 24, "random", False, id="h72-two-head-blocks"),
+]
+
+
+@pytest.mark.parametrize("seed,T,H,d_v,d_rope,S,topk,lengths,causal", PREFILL_KERNEL_CASES)
+def test_prefill_kernel_matches_reference(seed, T, H, d_v, d_rope, S, topk, lengths, causal):
+    q, kv, idx, length = prefill_case(seed, T, H, d_v, d_rope, S, topk, lengths, causal)
+    want = ref.sparse_mla_prefill(q, kv, idx, 0.1, d_v=d_v, topk_length=length)
+    dev = [t if t is None else t.to(DEVICE) for t in (q, kv, idx, length)]
+    out, lse = sparse_mla_prefill(dev[0], dev[1], dev[2], 0.1, d_v=d_v, topk_length=dev[3])
+    assert out.shape == (T, H, d_v) and lse.shape == (T, H)
+    assert_matches_reference(out, lse, *want)
+    assert out[-1].eq(0).all() and lse[-1].eq(float("-inf")).all()
+
+
+def test_prefill_kernel_rejects_unsupported_dims():
+    q = torch.zeros(1, 2, 96, dtype=torch.bfloat16, device=DEVICE)
+    kv = torch.zeros(4, 96, dtype=torch.bfloat16, device=DEVICE)
+    idx = torch.zeros(1, 16, dtype=torch.int32, device=DEVICE)
+    with pytest.raises(ValueError, match="power of two"):
+        sparse_mla_prefill(q, kv, idx, 0.1, d_v=72)
+
+
+def decode_case(seed, B, s_q, H, d_v, d_rope, page_size, num_pages, topk, fp8, zero_tiles=False):
+    """Cache poisoned with NaN except at indexed slots; indices cross pages; lengths random."""
+    gen = torch.Generator().manual_seed(seed)
+    D = d_v + d_rope
+    cache, kv = paged_cache(gen, num_pages, page_size, D, fp8, d_v)
+    if zero_tiles:
+        kv[::2, :128] = 0  # all-zero FP8 tiles
+    n_slots = num_pages * page_size
+    idx = random_indices(gen, B * s_q, topk, n_slots).reshape(B, s_q, topk)
+    idx[0, 0, : min(topk, 2 * page_size)] = torch.arange(min(topk, 2 * page_size))  # a run across a page edge
+    used = idx[(idx >= 0) & (idx < n_slots)].unique().long()
+    ref.store_mla_kv(cache, used, kv[used])
+    length = torch.randint(0, topk + 1, (B, s_q), generator=gen, dtype=torch.int32)
+    length[-1, -1] = 0  # an empty row
+    q = torch.randn(B, s_q, H, D, generator=gen).bfloat16()
+    return q, cache, idx, length
+
+
+DECODE_KERNEL_CASES = [
+    # seed, B, s_q, H, d_v, d_rope, page_size, num_pages, topk, fp8, zero_tiles, splits
+    pytest.param(1, 2, 1, 4, 128, 32, 16, 5, 40, False, False, None, id="bf16-tiny-dims"),
+    pytest.param(2, 2, 2, 3, 512, 64, 64, 2, 48, True, True, None, id="fp8-656B-mtp-sq2-zero-tiles"),
+    pytest.param(3, 1, 3, 16, 128, 32, 8, 7, 56, True, False, 3, id="fp8-sq3-h16-uneven-splits"),
+    pytest.param(4, 3, 1, 2, 64, 16, 4, 3, 32, False, False, 1, id="bf16-context-shorter-than-topk"),
+]
+
+
+@pytest.mark.parametrize("seed,B,s_q,H,d_v,d_rope,page_size,num_pages,topk,fp8,zero_tiles,splits", DECODE_KERNEL_CASES)
+def test_decode_kernel_matches_reference(seed, B, s_q, H, d_v, d_rope, page_size, num_pages, topk, fp8, zero_tiles, splits):
+    q, cache, idx, length = decode_case(seed, B, s_q, H, d_v, d_rope, page_size, num_pages, topk, fp8, zero_tiles)
+    want = ref.sparse_mla_decode(q, cache, idx, 0.13, d_v=d_v, topk_length=length)
+    config = None if splits is None else LaunchConfig(16, 16, 4, 1, splits)
+    out, lse = sparse_mla_decode(
+        q.to(DEVICE), cache.to(DEVICE), idx.to(DEVICE), 0.13, d_v=d_v, topk_length=length.to(DEVICE), config=config
+    )
+    assert out.shape == (B, s_q, H, d_v) and lse.shape == (B, s_q, H)
+    assert_matches_reference(out, lse, *want)
+    assert out[-1, -1].eq(0).all() and lse[-1, -1].eq(float("-inf")).all()
+
+
+def test_decode_kernel_accepts_flashmla_cache_shape_and_checks_layout():
+    q, cache, idx, _ = decode_case(5, 1, 1, 2, 128, 32, 8, 3, 16, True)
+    out4, lse4 = sparse_mla_decode(q.to(DEVICE), cache.unsqueeze(2).to(DEVICE), idx.to(DEVICE), 0.2, d_v=128)
+    out3, lse3 = sparse_mla_decode(q.to(DEVICE), cache.to(DEVICE), idx.to(DEVICE), 0.2, d_v=128)
+    assert torch.equal(out4, out3) and torch.equal(lse4, lse3)
+    with pytest.raises(ValueError, match="must match"):
+        sparse_mla_decode(q.to(DEVICE), cache.to(DEVICE), idx.to(DEVICE), 0.2, d_v=64)
+    assert cache.shape[-1] == fp8_row_bytes(128, 32)

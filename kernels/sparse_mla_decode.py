@@ -1,0 +1,53 @@
+"""Sparse MLA decode / MTP verify (Triton) over a paged bf16 or FP8 (656-byte) MLA cache."""
+
+import torch
+
+from ._triton_utils import check_launchable
+from .reference.kv_cache import as_pages, fp8_dims
+from .sparse_mla_core import LaunchConfig, default_config, sparse_mla_forward
+
+
+def sparse_mla_decode(
+    q: torch.Tensor,
+    kv_cache: torch.Tensor,
+    indices: torch.Tensor,
+    sm_scale: float,
+    d_v: int = 512,
+    topk_length: torch.Tensor | None = None,
+    *,
+    config: LaunchConfig | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same contract as ``reference.sparse_mla_decode``.
+
+    q [B, s_q, H, D] bf16 (s_q > 1 for MTP verify); kv_cache [num_pages, page_size, D]
+    bf16 or uint8 [num_pages, page_size, row_bytes] FP8 (656 bytes for D = 576, with
+    d_nope = d_v), a [.., 1, W] head axis accepted; indices [B, s_q, topk] int32 global
+    slots (page * page_size + offset), -1 / out of range = skip (never read);
+    topk_length [B, s_q] or None. Returns out [B, s_q, H, d_v] bf16, lse [B, s_q, H]
+    float32. Long index lists at small batch are split across programs and merged;
+    no host sync, so it captures into a CUDA graph.
+    """
+    if q.dim() != 4 or indices.dim() != 3 or indices.shape[:2] != q.shape[:2]:
+        raise ValueError(f"need q [B, s_q, H, D] and indices [B, s_q, topk]; got {tuple(q.shape)}, {tuple(indices.shape)}")
+    if topk_length is not None and topk_length.shape != q.shape[:2]:
+        raise ValueError(f"topk_length must be [B, s_q], got {tuple(topk_length.shape)}")
+    B, s_q, H, D = q.shape
+    pages = as_pages(kv_cache)
+    kv_fp8 = pages.dtype == torch.uint8
+    if kv_fp8:
+        d_nope, _ = fp8_dims(pages.shape[2], D)
+        if d_nope != d_v:
+            raise ValueError(f"the FP8 cache quantises {d_nope} values per token but d_v={d_v}; they must match")
+    elif pages.shape[2] != D:
+        raise ValueError(f"cache rows hold {pages.shape[2]} values, q has D={D}")
+    if pages.stride(2) != 1:
+        raise ValueError("cache rows must be contiguous")
+    check_launchable(q, pages, indices, *([] if topk_length is None else [topk_length]))
+    rows = q.reshape(B * s_q, H, D)
+    rows = rows if rows.stride(2) == 1 else rows.contiguous()
+    idx = indices.reshape(B * s_q, -1).to(torch.int32).contiguous()
+    lengths = None if topk_length is None else topk_length.reshape(-1).to(torch.int32).contiguous()
+    if config is None:
+        config = default_config(B * s_q, H, idx.shape[1], q.device, split=True)
+    out, lse = sparse_mla_forward(rows, pages, idx, lengths, sm_scale, d_v, kv_fp8, config)
+    return out.reshape(B, s_q, H, d_v), lse.reshape(B, s_q, H)
