@@ -47,7 +47,10 @@ def quantize_fp8_blockwise(x: torch.Tensor, block: int = 128):
         raise ValueError(f"last dim {dim} is not a multiple of the block {block}")
     tiles = x.float().reshape(*x.shape[:-1], dim // block, block)
     amax = tiles.abs().amax(-1).clamp_min(_AMAX_FLOOR)
-    scale = torch.exp2(torch.ceil(torch.log2(amax / FP8_E4M3_MAX)))
+    # ceil(log2(v)) read off the float's bits (frexp: v = m * 2^e, m in [0.5, 1)), so
+    # exact powers of two never round up the way a float log2 can.
+    mantissa, exponent = torch.frexp(amax / FP8_E4M3_MAX)
+    scale = torch.ldexp(torch.ones_like(amax), exponent - (mantissa == 0.5).int())
     x_fp8 = (tiles / scale[..., None]).clamp(-FP8_E4M3_MAX, FP8_E4M3_MAX).to(torch.float8_e4m3fn)
     return x_fp8.reshape(x.shape), scale
 

@@ -1,9 +1,19 @@
-"""Indexer K cache layout (64-token pages: keys, then fp32 scales): reference store/gather."""
+"""Indexer K cache layout (64-token pages: keys, then fp32 scales): the reference
+store/gather against hand-checked bytes, then the fused Triton store against it."""
+
+import math
+import os
 
 import pytest
 import torch
 
-from dsv32_plugin.kernels import reference as ref
+if not torch.cuda.is_available():  # CPU CI: Triton kernels run in the interpreter
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from dsv32_plugin.kernels import index_k_cache  # noqa: E402
+from dsv32_plugin.kernels import reference as ref  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @pytest.mark.parametrize("dim", [pytest.param(128, id="d128"), pytest.param(32, id="d32")])
@@ -51,3 +61,38 @@ def test_bad_shapes_are_refused():
         ref.store_index_k(cache, torch.tensor([0]), torch.zeros(1, 64, dtype=torch.float8_e4m3fn), torch.ones(1))
     with pytest.raises(ValueError):
         ref.gather_index_k(torch.zeros(2, 100, dtype=torch.uint8), torch.tensor([0]))
+
+
+@pytest.mark.parametrize(
+    "dim, dtype, prequantised",
+    [pytest.param(128, torch.bfloat16, False, id="d128-bf16-fused-quant"),
+     pytest.param(32, torch.float32, False, id="d32-fp32-fused-quant"),
+     pytest.param(64, torch.float8_e4m3fn, True, id="d64-prequantised")],
+)
+def test_kernel_store_is_byte_exact_with_reference(dim, dtype, prequantised):
+    gen = torch.Generator().manual_seed(dim)
+    num_pages, n = 3, 40
+    keys = torch.randn(n, dim, generator=gen) * torch.logspace(-3, 3, n)[:, None]  # scales span many octaves
+    keys[5] = 0.0  # all-zero key
+    keys[6, :4] = torch.tensor([448.0 * 7, -448.0 * 7.5, 3.0, 1e-30])  # ties at rounding boundaries
+    slots = torch.randperm(num_pages * 64, generator=gen)[:n]
+    slots[3], slots[9], slots[11] = -1, num_pages * 64, -5  # skipped: nothing may be written
+    cache = torch.full((num_pages, 64 * (dim + 4) // 4), math.nan).view(torch.uint8)
+    want = cache.clone()
+    if prequantised:
+        k_fp8, k_scale = ref.quantize_fp8_blockwise(keys, block=dim)
+        ref.store_index_k(want, slots, k_fp8, k_scale[:, 0])
+        index_k_cache.store_index_k(cache_dev := cache.to(DEVICE), slots.to(DEVICE), k_fp8.to(DEVICE), k_scale[:, 0].to(DEVICE))
+    else:
+        ref.store_index_k(want, slots, keys.to(dtype))
+        index_k_cache.store_index_k(cache_dev := cache.to(DEVICE), slots.to(DEVICE), keys.to(dtype).to(DEVICE))
+    assert torch.equal(cache_dev.cpu(), want)  # uint8 compare: NaN poison left exactly where nothing was written
+
+
+def test_kernel_store_refuses_mismatched_keys():
+    cache = torch.zeros(1, 64 * 36, dtype=torch.uint8, device=DEVICE)
+    with pytest.raises(ValueError):
+        index_k_cache.store_index_k(cache, torch.zeros(2, dtype=torch.int64, device=DEVICE), torch.zeros(2, 64, device=DEVICE))
+    with pytest.raises(ValueError):
+        index_k_cache.store_index_k(cache, torch.zeros(2, dtype=torch.int64, device=DEVICE),
+                                    torch.zeros(2, 32, device=DEVICE), torch.ones(2, device=DEVICE))
