@@ -1,0 +1,201 @@
+"""Server arguments: the DSA backend flags and their resolution for DeepSeek-V3.2.
+
+Four hooks, all recorded in the ledger (docs/hooks.md):
+
+1. ``ServerArgs.add_cli_args`` (AFTER): ``--dsa-prefill-backend`` /
+   ``--dsa-decode-backend`` also accept the plugin's choices
+   (``dispatch.CHOICES``); ``--nsa-prefill-backend`` / ``--nsa-decode-backend``
+   (the seed's spellings, dropped in 0.5.23) are aliases that store into the
+   same ServerArgs fields. The values therefore ride on the record that the
+   launcher pickles to every child process; no ``from_cli_args`` hook needed.
+2. ``model_hook.handle_model_specific_adjustments`` (AROUND), on CPU for a
+   checkpoint the plugin serves only: with no attention backend flag, declare
+   ``dsa`` (the host has already declared ``intel_amx`` for every CPU model,
+   which would hide the DSA default); and let the host's unconditional
+   ``torch.cuda.get_device_capability()`` in its DSA branch answer (0, 0)
+   instead of failing without a driver (its value is unused there).
+3. ``overrides._dsa_kv_cache_dtype_default`` (AROUND), CPU only: keep
+   ``auto`` (the model dtype: bf16, or float32 for ``--dtype float32`` parity
+   runs); accept bf16 and fp8_e4m3; refuse the rest with the choices.
+4. ``overrides._dsa_split_backend_resolution`` (AROUND), any device: defaults
+   and validation come from ``dispatch`` (the host's version asks CUDA for the
+   capability and rejects ``triton`` outside ROCm); also refuses a chunked
+   prefill size that is not a multiple of the 64-token DSA page.
+
+Checkpoints the plugin does not serve (other DSA families such as GLM-5,
+non-DSA models) go through the host's code unchanged. The host itself forces
+page size 64 for DSA checkpoints on CPU and CUDA (``_deepseek_family_overrides``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from typing import Any
+
+from dsv32_plugin.hooks import ledger
+
+logger = logging.getLogger("dsv32_plugin")
+
+# Architectures whose DSA arguments the plugin resolves (with index_topk set).
+SERVED_ARCHITECTURES = ("DeepseekV32ForCausalLM", "DeepseekV3ForCausalLM")
+
+_BACKEND_FLAGS = {
+    "dsa_prefill_backend": "--nsa-prefill-backend",
+    "dsa_decode_backend": "--nsa-decode-backend",
+}
+_SOURCE = "dsv32_plugin.hooks.server_args"
+
+
+def serves(hf_config: Any) -> bool:
+    """True for a DeepSeek-V3.2 checkpoint (DeepSeek arch with ``index_topk``)."""
+    from sglang.srt.configs.model_config import is_deepseek_dsa
+
+    archs = getattr(hf_config, "architectures", None) or [None]
+    return archs[0] in SERVED_ARCHITECTURES and is_deepseek_dsa(hf_config)
+
+
+def _served_view(view: Any) -> bool:
+    from sglang.srt.arg_groups.overrides import model_config_of
+
+    return serves(model_config_of(view).hf_config)
+
+
+# -- 1. flags ---------------------------------------------------------------
+
+
+def _extend_backend_flags(_result: None, parser: argparse.ArgumentParser) -> None:
+    from dsv32_plugin.attention.dispatch import BACKENDS, HOST_ALIASES
+
+    for dest, alias in _BACKEND_FLAGS.items():
+        action = next(a for a in parser._actions if a.dest == dest)
+        ours = list(BACKENDS) + (list(HOST_ALIASES) if dest == "dsa_prefill_backend" else [])
+        action.choices = list(action.choices) + [c for c in ours if c not in action.choices]
+        action.help = f"{action.help} dsv32-plugin backends: {', '.join(BACKENDS)} (see docs/attention.md)."
+        parser.add_argument(
+            alias,
+            dest=dest,
+            choices=action.choices,
+            default=argparse.SUPPRESS,
+            help=f"Alias of {action.option_strings[0]} (spelling of sglang before 0.5.23).",
+        )
+
+
+# -- 2. CPU: attention backend and the capability probe ---------------------
+
+
+def _no_cuda_capability(device=None) -> tuple[int, int]:
+    return (0, 0)
+
+
+@contextlib.contextmanager
+def _capability_answers_zero():
+    import torch
+
+    probe = torch.cuda.get_device_capability
+    torch.cuda.get_device_capability = _no_cuda_capability
+    try:
+        yield
+    finally:
+        torch.cuda.get_device_capability = probe
+
+
+def _around_model_specific_adjustments(original, server_args: Any) -> None:
+    from sglang.srt.arg_groups.overrides import declare_resolution, resolving_view
+
+    if resolving_view(server_args).device != "cpu" or not _served_view(server_args):
+        return original(server_args)
+    # The record's own fields are the operator's input (declarations live beside them).
+    chosen = (server_args.attention_backend, server_args.prefill_attention_backend, server_args.decode_attention_backend)
+    if chosen == (None, None, None):
+        declare_resolution(server_args, _SOURCE, attention_backend="dsa")
+        logger.info("dsv32-plugin: DeepSeek-V3.2 on CPU -> attention backend dsa")
+    with _capability_answers_zero():
+        return original(server_args)
+
+
+# -- 3. CPU: KV-cache dtype -------------------------------------------------
+
+
+def _around_kv_cache_dtype_default(original, view: Any) -> dict:
+    if view.device != "cpu" or not _served_view(view):
+        return original(view)
+    from dsv32_plugin.attention.dispatch import kv_cache_format
+
+    kv_cache_format(view.kv_cache_dtype)  # ValueError naming the choices
+    return {"kv_cache_dtype": "bfloat16"} if view.kv_cache_dtype == "bf16" else {}
+
+
+# -- 4. backends from the dispatch table ------------------------------------
+
+
+def _device_of(view: Any):
+    import torch
+
+    if view.device == "cuda" or (view.device is None and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device(view.device or "cpu")
+
+
+def _around_split_backend_resolution(original, view: Any) -> dict:
+    if not _served_view(view):
+        return original(view)
+    from dsv32_plugin.attention.dispatch import select_kernels
+
+    if view.enable_hisparse:
+        raise ValueError("--enable-hisparse is not supported by the dsv32-plugin DSA backend")
+    chunk, page = view.chunked_prefill_size, view.page_size
+    if chunk is not None and chunk > 0 and page and chunk % page:
+        raise ValueError(
+            f"--chunked-prefill-size {chunk} must be a multiple of the DSA page size {page} "
+            f"(e.g. {max(page, chunk // page * page)})"
+        )
+    kernels = select_kernels(
+        view.dsa_prefill_backend, view.dsa_decode_backend, device=_device_of(view), kv_cache_dtype=view.kv_cache_dtype
+    )
+    logger.info(
+        "dsv32-plugin: DSA backends prefill=%s decode=%s (%s KV cache)",
+        kernels.prefill_name,
+        kernels.decode_name,
+        view.kv_cache_dtype,
+    )
+    declared = {}
+    if view.dsa_prefill_backend is None:
+        declared["dsa_prefill_backend"] = kernels.prefill_name
+    if view.dsa_decode_backend is None:
+        declared["dsa_decode_backend"] = kernels.decode_name
+    return declared
+
+
+def install() -> None:
+    ledger.hook(
+        "sglang.srt.server_args.ServerArgs.add_cli_args",
+        _extend_backend_flags,
+        "AFTER",
+        why="--dsa-*-backend accept the plugin's backends; --nsa-*-backend aliases (dropped in 0.5.23)",
+        undo="remove when the host lists plugin DSA backends and the nsa spellings itself",
+    )
+    ledger.hook(
+        "sglang.srt.arg_groups.model_hook.handle_model_specific_adjustments",
+        _around_model_specific_adjustments,
+        "AROUND",
+        why="CPU + V3.2: default attention backend dsa (host picks intel_amx first); its DSA branch "
+        "calls torch.cuda.get_device_capability() unconditionally, answered (0, 0) for that call",
+        undo="remove when the host resolves DSA on CPU (no CUDA probe, dsa default for CPU)",
+    )
+    ledger.hook(
+        "sglang.srt.arg_groups.overrides._dsa_kv_cache_dtype_default",
+        _around_kv_cache_dtype_default,
+        "AROUND",
+        why="CPU + V3.2: host probes CUDA; plugin keeps auto (model dtype), allows bf16/fp8_e4m3",
+        undo="remove with the CPU branch above",
+    )
+    ledger.hook(
+        "sglang.srt.arg_groups.overrides._dsa_split_backend_resolution",
+        _around_split_backend_resolution,
+        "AROUND",
+        why="V3.2: DSA backend defaults/validation from dsv32_plugin.attention.dispatch (host probes "
+        "CUDA and refuses triton off ROCm); chunked-prefill size checked against the 64-token page",
+        undo="remove when the plugin's backends are host choices; other archs already pass through",
+    )
