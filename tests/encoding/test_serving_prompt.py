@@ -19,6 +19,7 @@ from sglang.srt.parser.template_manager import TemplateManager  # noqa: E402
 from sglang.srt.plugins.hook_registry import HookRegistry  # noqa: E402
 
 import dsv32_plugin  # noqa: E402
+from dsv32_plugin import templates  # noqa: E402
 from dsv32_plugin.encoding import encode_messages  # noqa: E402
 from dsv32_plugin.hooks import chat_encoding  # noqa: E402
 from dsv32_plugin.testing.tiny_tokenizer import save_tokenizer  # noqa: E402
@@ -57,7 +58,8 @@ def plugin_hooks():
     assert getattr(encoding_dsv32.encode_messages, "__wrapped__", None) is not None, "encoder hook not applied"
 
 
-def make_serving(tokenizer, monkeypatch, model_name="deepseek-ai/DeepSeek-V3.2", tool_call_parser="deepseekv32"):
+def make_serving(tokenizer, monkeypatch, model_name="deepseek-ai/DeepSeek-V3.2", tool_call_parser="deepseekv32",
+                 template_manager=None):
     # The serving config namespace is published by a launched server; stand in for the one read here.
     monkeypatch.setattr(serving_chat, "get_serving", lambda: types.SimpleNamespace(default_chat_template_kwargs=None))
     hf_config = types.SimpleNamespace(architectures=["DeepseekV32ForCausalLM"], model_type="deepseek_v32", name_or_path=model_name)
@@ -65,8 +67,8 @@ def make_serving(tokenizer, monkeypatch, model_name="deepseek-ai/DeepSeek-V3.2",
     values = {"tool_call_parser": tool_call_parser, "reasoning_parser": "deepseek-v3"}
     manager = types.SimpleNamespace(tokenizer=tokenizer, model_config=model_config, config_value=values.get,
                                     server_args=None, model_path=model_name, served_model_name=model_name)
-    serving = serving_chat.OpenAIServingChat(manager, TemplateManager())
-    assert serving.chat_encoding_spec == "dsv32"
+    serving = serving_chat.OpenAIServingChat(manager, template_manager or TemplateManager())
+    assert serving.chat_encoding_spec == (None if template_manager else "dsv32")
     return serving
 
 
@@ -106,6 +108,28 @@ def test_served_prompt_is_the_plugin_encoding(request_fields, expected_args, tok
     assert ids.count(tokenizer.bos_token_id) == 1 and ids[0] == tokenizer.bos_token_id
     assert tokenizer.decode(ids) == expected_text
     assert request_fields == before
+
+
+@pytest.fixture(scope="module")
+def template_setup(tmp_path_factory):
+    """A tokenizer carrying templates/deepseek_v32.jinja, loaded as ``--chat-template`` loads it."""
+    from transformers import AutoTokenizer
+
+    directory = tmp_path_factory.mktemp("tok_template")
+    save_tokenizer(directory, chat_template=None)
+    tok = AutoTokenizer.from_pretrained(str(directory))
+    manager = TemplateManager()
+    manager._load_jinja_template(types.SimpleNamespace(tokenizer=tok), templates.path("deepseek_v32.jinja"))
+    return tok, manager
+
+
+@pytest.mark.parametrize(("request_fields", "expected_args"), CASES)
+def test_served_prompt_through_chat_template(request_fields, expected_args, template_setup, plugin_hooks, monkeypatch):
+    # --chat-template deepseek_v32.jinja without --tool-call-parser deepseekv32: sglang's Jinja path.
+    tok, manager = template_setup
+    serving = make_serving(tok, monkeypatch, tool_call_parser=None, template_manager=manager)
+    ids = served_prompt(serving, **copy.deepcopy(request_fields))
+    assert ids == tok.encode(encode_messages(**expected_args), add_special_tokens=False)
 
 
 def test_served_tools_prompt_differs_from_intree(tokenizer, plugin_hooks, monkeypatch):
