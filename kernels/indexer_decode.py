@@ -82,17 +82,27 @@ def indexer_topk_decode(q, k_cache, weights, seq_lens, page_table, topk: int = 2
     seq_lens = seq_lens.int()
     ends = (seq_lens[:, None] - s_q + 1 + torch.arange(s_q, device=device, dtype=torch.int32)).clamp(max=capacity)
     logits = torch.empty(batch * s_q, max(1, capacity), dtype=torch.float32, device=device)
-    tiles = _tiles_per_program(batch, capacity, block_s, device)
-    _decode_logits_kernel[(batch, max(1, triton.cdiv(capacity, tiles * block_s)))](
-        q.contiguous(), k_cache.view(torch.float8_e4m3fn), k_cache.view(torch.float32), weights.float().contiguous(),
-        seq_lens, page_table.int(), page_table.stride(0), logits, logits.stride(0),
-        k_cache.shape[0], page_table.shape[1], num_heads, s_q,
-        D=dim, BLOCK_H=head_block(num_heads), BLOCK_Q=triton.next_power_of_2(s_q), BLOCK_S=block_s,
-        TILES=tiles, FP8_DOT=fp8_dot_supported(device), NUM_STAGES=num_stages, num_warps=num_warps,
-    )
+    write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits,
+                        block_s=block_s, num_warps=num_warps, num_stages=num_stages)
     starts = torch.zeros(batch * s_q, dtype=torch.int32, device=device)
     topk_rows(logits, starts, ends.reshape(-1), topk, out=out)
     return out.view(batch, s_q, topk)
+
+
+def write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits, block_s=64, num_warps=4, num_stages=3) -> None:
+    """Scores into ``logits [B * s_q, max_pages * 64]``: row ``b * s_q + i``, column = position,
+    for positions < min(seq_lens[b], max_pages * 64). Inputs as ``indexer_topk_decode``."""
+    batch, s_q, num_heads, dim = q.shape
+    capacity = page_table.shape[1] * INDEX_K_PAGE_SIZE
+    tiles = _tiles_per_program(batch, capacity, block_s, q.device)
+    page_table = page_table.int()
+    _decode_logits_kernel[(batch, max(1, triton.cdiv(capacity, tiles * block_s)))](
+        q.contiguous(), k_cache.view(torch.float8_e4m3fn), k_cache.view(torch.float32), weights.float().contiguous(),
+        seq_lens.int(), page_table, page_table.stride(0), logits, logits.stride(0),
+        k_cache.shape[0], page_table.shape[1], num_heads, s_q,
+        D=dim, BLOCK_H=head_block(num_heads), BLOCK_Q=triton.next_power_of_2(s_q), BLOCK_S=block_s,
+        TILES=tiles, FP8_DOT=fp8_dot_supported(q.device), NUM_STAGES=num_stages, num_warps=num_warps,
+    )
 
 
 def _tiles_per_program(batch: int, capacity: int, block_s: int, device: torch.device) -> int:

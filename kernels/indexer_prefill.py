@@ -94,11 +94,22 @@ def indexer_topk_prefill(q, k, k_scale, weights, k_start, k_end, topk: int = 204
     logits = torch.empty(chunk, max(1, num_keys), dtype=torch.float32, device=device)
     for row0 in range(0, num_tokens, chunk):
         rows = min(chunk, num_tokens - row0)
-        _prefill_logits_kernel[(triton.cdiv(rows, block_t),)](
-            q, k, k_scale, weights, starts, ends, logits, logits.stride(0),
-            row0, row0 + rows, num_keys, num_heads,
-            D=dim, BLOCK_H=head_block(num_heads), BLOCK_T=block_t, BLOCK_S=block_s,
-            FP8_DOT=fp8_dot_supported(device), NUM_STAGES=num_stages, num_warps=num_warps,
-        )
+        write_prefill_logits(q, k, k_scale, weights, starts, ends, logits, row0, rows,
+                             block_t=block_t, block_s=block_s, num_warps=num_warps, num_stages=num_stages)
         topk_rows(logits[:rows], starts[row0 : row0 + rows], ends[row0 : row0 + rows], topk, out=out[row0 : row0 + rows])
     return out
+
+
+def write_prefill_logits(q, k, k_scale, weights, starts, ends, logits, row0, rows, block_t=2, block_s=128,
+                         num_warps=8, num_stages=3) -> None:
+    """Scores of query rows ``[row0, row0 + rows)`` into ``logits[r - row0, s]`` for s in each row's range.
+
+    Inputs as ``indexer_topk_prefill`` after its checks (contiguous; starts/ends int32).
+    """
+    num_heads, dim = q.shape[1], q.shape[2]
+    _prefill_logits_kernel[(triton.cdiv(rows, block_t),)](
+        q, k, k_scale, weights, starts, ends, logits, logits.stride(0),
+        row0, row0 + rows, k.shape[0], num_heads,
+        D=dim, BLOCK_H=head_block(num_heads), BLOCK_T=block_t, BLOCK_S=block_s,
+        FP8_DOT=fp8_dot_supported(q.device), NUM_STAGES=num_stages, num_warps=num_warps,
+    )

@@ -1,0 +1,225 @@
+"""Lightning-indexer benchmarks on one GPU (issue 5 targets), printed as a table and saved as JSON.
+
+    python benchmarks/bench_indexer.py [--out results.json] [--quick] [--sanitize]
+
+Measured in one process, same inputs for every variant:
+- ceilings: device-to-device copy bandwidth (bytes read + written) and torch's
+  FP8 GEMM rate (``torch._scaled_mm``, 8192^3);
+- prefill T=4096 queries at the end of S=32768 keys, 64 heads x 128, top-2048:
+  useful FP8 TFLOP/s = 2 * valid_pairs * H * D / time (causal part only), with
+  the score and top-k stages also timed alone, over a sweep of tile configs;
+- decode B=64, s_q=1, contexts 32K and 128K: achieved bandwidth over the bytes
+  it must read (132 B/token + q + weights), as a fraction of the copy bandwidth;
+- top-k 2048 of 16K fp32 scores, B=1, against torch.topk.
+``--sanitize`` instead runs every indexer kernel once at small shapes (for
+``compute-sanitizer --tool memcheck``).
+"""
+
+import argparse
+import json
+import math
+import time
+
+import torch
+import triton
+
+from dsv32_plugin.kernels import reference as ref
+from dsv32_plugin.kernels.index_k_cache import store_index_k
+from dsv32_plugin.kernels.indexer_decode import indexer_topk_decode, topk_positions_to_slots, write_decode_logits
+from dsv32_plugin.kernels.indexer_prefill import indexer_topk_prefill, write_prefill_logits
+from dsv32_plugin.kernels.topk import topk_rows
+
+HEADS, DIM, TOPK = 64, 128, 2048
+INDEX_K_BYTES_PER_TOKEN = DIM + 4
+
+
+def bench(fn, rep_ms=200):
+    """Median time in seconds (CUDA events via triton.testing.do_bench)."""
+    return triton.testing.do_bench(fn, warmup=25, rep=rep_ms, return_mode="median") * 1e-3
+
+
+def ceilings():
+    n = 4 << 30
+    src = torch.randint(0, 255, (n,), dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    copy_s = bench(lambda: dst.copy_(src))
+    del src, dst
+    m = 8192
+    a = torch.randn(m, m, device="cuda").to(torch.float8_e4m3fn)
+    b = torch.randn(m, m, device="cuda").to(torch.float8_e4m3fn).t()
+    one = torch.ones((), device="cuda")
+    mm_s = bench(lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
+    return {"copy_GBps": 2 * n / copy_s / 1e9, "fp8_gemm_TFLOPs": 2 * m**3 / mm_s / 1e12}
+
+
+def fp8_queries(shape, gen):
+    q, q_scale = ref.quantize_fp8_blockwise(torch.randn(*shape, HEADS, DIM, generator=gen, device="cuda"))
+    weights = torch.randn(*shape, HEADS, generator=gen, device="cuda") * q_scale[..., 0] * (HEADS * DIM) ** -0.5
+    return q, weights
+
+
+PREFILL_CONFIGS = [  # (block_t, block_s, num_warps, num_stages)
+    (1, 128, 8, 3), (2, 128, 8, 3), (2, 128, 8, 4), (4, 128, 8, 3), (2, 64, 4, 4), (4, 64, 4, 3), (2, 256, 8, 3),
+]
+
+
+def bench_prefill(gen, quick):
+    num_q, num_k = 4096, 32768
+    q, weights = fp8_queries((num_q,), gen)
+    k, k_scale = ref.quantize_fp8_blockwise(torch.randn(num_k, DIM, generator=gen, device="cuda"))
+    k_scale = k_scale[:, 0].contiguous()
+    start = torch.zeros(num_q, dtype=torch.int32, device="cuda")
+    end = (num_k - num_q + 1 + torch.arange(num_q, device="cuda")).int()
+    flops = 2 * float((end - start).sum()) * HEADS * DIM
+    logits = torch.empty(num_q, num_k, dtype=torch.float32, device="cuda")
+    rows = []
+    for bt, bs, warps, stages in PREFILL_CONFIGS[:2] if quick else PREFILL_CONFIGS:
+        cfg = dict(block_t=bt, block_s=bs, num_warps=warps, num_stages=stages)
+        try:
+            logit_s = bench(lambda: write_prefill_logits(q, k, k_scale, weights, start, end, logits, 0, num_q, **cfg))
+        except Exception as exc:  # a config that does not compile (e.g. out of shared memory)
+            rows.append({"config": cfg, "error": repr(exc)[:200]})
+            continue
+        rows.append({"config": cfg, "logits_ms": logit_s * 1e3, "logits_TFLOPs": flops / logit_s / 1e12})
+    best = min((r for r in rows if "error" not in r), key=lambda r: r["logits_ms"])
+    cfg = best["config"]
+    write_prefill_logits(q, k, k_scale, weights, start, end, logits, 0, num_q, **cfg)
+    topk_s = bench(lambda: topk_rows(logits, start, end, TOPK))
+    total_s = bench(lambda: indexer_topk_prefill(q, k, k_scale, weights, start, end, TOPK, **cfg), rep_ms=500)
+    torch_topk_s = bench(lambda: torch.topk(logits[:, : num_k - num_q], TOPK, dim=1, sorted=False))
+    return {
+        "shape": f"T={num_q} S={num_k} H={HEADS} D={DIM} topk={TOPK} causal tail",
+        "valid_pairs": float((end - start).sum()), "flops": flops, "sweep": rows, "best_config": cfg,
+        "logits_ms": best["logits_ms"], "topk_ms": topk_s * 1e3, "total_ms": total_s * 1e3,
+        "useful_TFLOPs": flops / total_s / 1e12, "torch_topk_ms_same_rows": torch_topk_s * 1e3,
+    }
+
+
+DECODE_CONFIGS = [(64, 4, 3), (64, 4, 4), (128, 8, 3), (128, 4, 3)]  # (block_s, num_warps, num_stages)
+
+
+def bench_decode(gen, context, copy_gbps, quick, batch=64):
+    max_pages = context // 64
+    num_pages = batch * max_pages
+    cache = torch.randint(0, 255, (num_pages, 64 * INDEX_K_BYTES_PER_TOKEN), dtype=torch.uint8, device="cuda")
+    cache.view(torch.float32)[:, 16 * DIM :] = torch.rand(num_pages, 64, device="cuda") + 0.5  # sane scales
+    keys = cache[:, : 64 * DIM]
+    keys[(keys & 0x7F) == 0x7F] = 0  # random bytes: drop the two e4m3 NaN codes
+    page_table = torch.randperm(num_pages, device="cuda", generator=gen).view(batch, max_pages).int()
+    seq_lens = torch.full((batch,), context, dtype=torch.int32, device="cuda")
+    q, weights = fp8_queries((batch, 1), gen)
+    must_read = batch * context * INDEX_K_BYTES_PER_TOKEN + q.numel() + weights.numel() * 4
+    logits = torch.empty(batch, context, dtype=torch.float32, device="cuda")
+    rows = []
+    for bs, warps, stages in DECODE_CONFIGS[:2] if quick else DECODE_CONFIGS:
+        cfg = dict(block_s=bs, num_warps=warps, num_stages=stages)
+        try:
+            t = bench(lambda: write_decode_logits(q, cache, weights, seq_lens, page_table, logits, **cfg))
+        except Exception as exc:
+            rows.append({"config": cfg, "error": repr(exc)[:200]})
+            continue
+        rows.append({"config": cfg, "logits_us": t * 1e6, "logits_GBps": must_read / t / 1e9})
+    best = min((r for r in rows if "error" not in r), key=lambda r: r["logits_us"])
+    cfg = best["config"]
+    write_decode_logits(q, cache, weights, seq_lens, page_table, logits, **cfg)
+    zeros = torch.zeros(batch, dtype=torch.int32, device="cuda")
+    topk_s = bench(lambda: topk_rows(logits, zeros, seq_lens, TOPK))
+    total_s = bench(lambda: indexer_topk_decode(q, cache, weights, seq_lens, page_table, TOPK, **cfg))
+    graph = torch.cuda.CUDAGraph()
+    indexer_topk_decode(q, cache, weights, seq_lens, page_table, TOPK, **cfg)
+    with torch.cuda.graph(graph):
+        indexer_topk_decode(q, cache, weights, seq_lens, page_table, TOPK, **cfg)
+    graph_s = bench(graph.replay)
+    torch_topk_s = bench(lambda: torch.topk(logits, TOPK, dim=1, sorted=False))
+    gbps = must_read / graph_s / 1e9
+    return {
+        "shape": f"B={batch} s_q=1 context={context} H={HEADS} D={DIM} topk={TOPK}",
+        "must_read_bytes": must_read, "sweep": rows, "best_config": cfg,
+        "logits_us": best["logits_us"], "topk_us": topk_s * 1e6, "total_us": total_s * 1e6,
+        "graph_total_us": graph_s * 1e6, "achieved_GBps": gbps, "fraction_of_copy_bw": gbps / copy_gbps,
+        "torch_topk_us_same_rows": torch_topk_s * 1e6,
+    }
+
+
+def bench_topk_single_row(gen):
+    cols = 16384
+    scores = torch.randn(1, cols, generator=gen, device="cuda")
+    zero = torch.zeros(1, dtype=torch.int32, device="cuda")
+    end = torch.full((1,), cols, dtype=torch.int32, device="cuda")
+    rows = []
+    for block, warps in [(2048, 8), (4096, 16), (8192, 16), (16384, 16), (16384, 32)]:
+        graph = torch.cuda.CUDAGraph()
+        topk_rows(scores, zero, end, TOPK, block=block, num_warps=warps)
+        with torch.cuda.graph(graph):
+            topk_rows(scores, zero, end, TOPK, block=block, num_warps=warps)
+        rows.append({"block": block, "num_warps": warps, "graph_us": bench(graph.replay) * 1e6,
+                     "eager_us": bench(lambda: topk_rows(scores, zero, end, TOPK, block=block, num_warps=warps)) * 1e6})
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        torch.topk(scores, TOPK, dim=1, sorted=False)
+    torch_us = bench(graph.replay) * 1e6
+    best = min(rows, key=lambda r: r["graph_us"])
+    return {"shape": f"B=1 n={cols} topk={TOPK}", "sweep": rows, "best_us": best["graph_us"], "best": best,
+            "torch_topk_graph_us": torch_us}
+
+
+def sanitize_run():
+    """Every indexer kernel once at small shapes (for compute-sanitizer memcheck)."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    seq_lens = [130, 5, 64]
+    cache = torch.full((12, 64 * INDEX_K_BYTES_PER_TOKEN // 4), math.nan, device="cuda").view(torch.uint8)
+    page_table = torch.randperm(12, generator=gen, device="cuda")[:9].view(3, 3).int()
+    for b, length in enumerate(seq_lens):
+        pos = torch.arange(length, device="cuda")
+        store_index_k(cache, page_table[b, pos // 64].long() * 64 + pos % 64,
+                      torch.randn(length, DIM, generator=gen, device="cuda").bfloat16())
+    q, weights = fp8_queries((3, 2), gen)
+    out = indexer_topk_decode(q, cache, weights, torch.tensor(seq_lens, device="cuda"), page_table, topk=32)
+    topk_positions_to_slots(out, page_table, page_size=64)
+    qp, wp = fp8_queries((5,), gen)
+    k, k_scale = ref.quantize_fp8_blockwise(torch.randn(300, DIM, generator=gen, device="cuda"))
+    start = torch.tensor([0, 10, 299, 5, 0], dtype=torch.int32, device="cuda")
+    end = torch.tensor([300, 200, 300, 5, 40], dtype=torch.int32, device="cuda")
+    indexer_topk_prefill(qp, k, k_scale[:, 0].contiguous(), wp, start, end, topk=32)
+    torch.cuda.synchronize()
+    print("sanitize run: store_index_k, decode logits, prefill logits, topk_rows, positions_to_slots done")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="bench_indexer.json")
+    parser.add_argument("--quick", action="store_true", help="fewer configs")
+    parser.add_argument("--sanitize", action="store_true")
+    args = parser.parse_args()
+    if args.sanitize:
+        sanitize_run()
+        return
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    t0 = time.time()
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__}
+    result["ceilings"] = ceilings()
+    print("ceilings", result["ceilings"], flush=True)
+    result["topk_single_row"] = bench_topk_single_row(gen)
+    print("topk", result["topk_single_row"]["best"], flush=True)
+    result["decode"] = [bench_decode(gen, ctx, result["ceilings"]["copy_GBps"], args.quick) for ctx in (32768, 131072)]
+    print("decode", [(d["shape"], d["graph_total_us"], d["fraction_of_copy_bw"]) for d in result["decode"]], flush=True)
+    result["prefill"] = bench_prefill(gen, args.quick)
+    result["seconds"] = time.time() - t0
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    p = result["prefill"]
+    print(f"\n{'measurement':58s} {'value':>12s}  target")
+    print(f"{'copy bandwidth (GB/s)':58s} {result['ceilings']['copy_GBps']:12.0f}")
+    print(f"{'torch FP8 GEMM 8192^3 (TFLOP/s)':58s} {result['ceilings']['fp8_gemm_TFLOPs']:12.0f}")
+    print(f"{'prefill ' + p['shape'] + ' useful TFLOP/s':58s} {p['useful_TFLOPs']:12.0f}  >= 600")
+    print(f"{'  total / logits / top-k ms':58s} {p['total_ms']:.3f} / {p['logits_ms']:.3f} / {p['topk_ms']:.3f}")
+    for d in result["decode"]:
+        print(f"{'decode ' + d['shape'] + ' us':58s} {d['graph_total_us']:12.1f}  bw {d['fraction_of_copy_bw']:.2f} of copy (>= 0.5)")
+        print(f"{'  logits / top-k us; torch.topk us':58s} {d['logits_us']:.1f} / {d['topk_us']:.1f}; {d['torch_topk_us_same_rows']:.1f}")
+    tk = result["topk_single_row"]
+    print(f"{'top-k 2048 of 16K, B=1 (graph) us':58s} {tk['best_us']:12.1f}  <= 20 (torch.topk {tk['torch_topk_graph_us']:.1f})")
+    print(f"total bench seconds {result['seconds']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
