@@ -145,7 +145,12 @@ def _sm_count(device_index: int) -> int:
 
 
 def default_config(q_rows: int, n_heads: int, topk: int, device: torch.device, split: bool) -> LaunchConfig:
-    """Tiles from the head count; for decode (``split``) enough index splits to fill every SM twice."""
+    """Tiles from the head count; for decode (``split``) as many index splits as fit one wave.
+
+    A 64-head program fills an SM (its float32 accumulator takes half the register
+    file), smaller ones share it four ways; splits multiply the programs up to that
+    many but no further, because every split costs a float32 partial round trip.
+    """
     block_h = min(64, max(16, triton.next_power_of_2(n_heads)))
     if interpreting():
         return LaunchConfig(block_h, 16, 4, 1, 2 if split and topk > 16 else 1)
@@ -154,7 +159,8 @@ def default_config(q_rows: int, n_heads: int, topk: int, device: torch.device, s
     num_splits = 1
     if split:
         programs = q_rows * triton.cdiv(n_heads, block_h)
-        num_splits = max(1, min(triton.cdiv(2 * _sm_count(device.index or 0), programs), triton.cdiv(topk, block_n)))
+        slots = _sm_count(device.index or 0) * (1 if block_h == 64 else 4)
+        num_splits = max(1, min(slots // programs, triton.cdiv(topk, block_n)))
     return LaunchConfig(block_h, block_n, num_warps, 2, num_splits)
 
 

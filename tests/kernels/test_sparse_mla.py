@@ -249,3 +249,64 @@ def test_decode_kernel_accepts_flashmla_cache_shape_and_checks_layout():
     with pytest.raises(ValueError, match="must match"):
         sparse_mla_decode(q.to(DEVICE), cache.to(DEVICE), idx.to(DEVICE), 0.2, d_v=64)
     assert cache.shape[-1] == fp8_row_bytes(128, 32)
+
+
+# ---------------------------------------------------------------------------
+# Real DeepSeek-V3.2 shapes on the GPU (bf16 tensor-core path).
+
+
+def rel_l2(got, want):
+    return ((got.float() - want.float()).norm() / want.float().norm()).item()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("S", [pytest.param(300, id="context-shorter-than-topk"), pytest.param(8192, id="S8192")])
+def test_prefill_real_shape_gpu(S):
+    gen = torch.Generator(device="cuda").manual_seed(S)
+    T, H, topk = 96, 128, 2048
+    q = torch.randn(T, H, 576, device="cuda", generator=gen).bfloat16()
+    kv = torch.randn(S, 576, device="cuda", generator=gen).bfloat16()
+    idx = torch.randint(0, S, (T, topk), device="cuda", generator=gen, dtype=torch.int32)
+    idx[torch.rand(T, topk, device="cuda", generator=gen) < 0.1] = -1
+    idx[5] = -1
+    length = torch.randint(0, topk + 1, (T,), device="cuda", generator=gen, dtype=torch.int32)
+    out, lse = sparse_mla_prefill(q, kv, idx, 0.1352, topk_length=length)
+    want_out, want_lse = ref.sparse_mla_prefill(q, kv, idx, 0.1352, topk_length=length)
+    assert rel_l2(out, want_out) < 1e-2
+    assert_matches_reference(out, lse, want_out, want_lse, atol=3e-2)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "B,s_q,H,fp8",
+    [pytest.param(3, 2, 128, True, id="fp8-h128-mtp"), pytest.param(5, 1, 16, True, id="fp8-h16"),
+     pytest.param(2, 3, 128, False, id="bf16-h128-mtp"), pytest.param(33, 1, 64, False, id="bf16-h64")],
+)
+def test_decode_real_shape_gpu(B, s_q, H, fp8):
+    q, cache, idx, length = decode_case(B, B, s_q, H, 512, 64, 64, 80, 2048, fp8)
+    q, cache, idx, length = q.cuda(), cache.cuda(), idx.cuda(), length.cuda()
+    length[0, 0] = 2048
+    out, lse = sparse_mla_decode(q, cache, idx, 0.1352, topk_length=length)
+    want_out, want_lse = ref.sparse_mla_decode(q, cache, idx, 0.1352, topk_length=length)
+    assert rel_l2(out, want_out) < 1e-2
+    assert_matches_reference(out, lse, want_out, want_lse, atol=3e-2)
+
+
+@pytest.mark.gpu
+def test_decode_cuda_graph_replays_with_new_inputs_gpu():
+    q, cache, idx, length = (t.cuda() for t in decode_case(11, 4, 1, 128, 512, 64, 64, 40, 2048, True))
+    static = [q.clone(), idx.clone(), length.clone()]
+    sparse_mla_decode(*static[:1], cache, static[1], 0.1352, topk_length=static[2])  # compile outside capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        g_out, g_lse = sparse_mla_decode(static[0], cache, static[1], 0.1352, topk_length=static[2])
+    for seed in (12, 13):
+        q2, cache2, idx2, length2 = (t.cuda() for t in decode_case(seed, 4, 1, 128, 512, 64, 64, 40, 2048, True))
+        cache.copy_(cache2)
+        for dst, src in zip(static, (q2, idx2, length2)):
+            dst.copy_(src)
+        graph.replay()
+        want_out, want_lse = sparse_mla_decode(q2, cache2, idx2, 0.1352, topk_length=length2)
+        torch.testing.assert_close(g_out, want_out, atol=0, rtol=0)
+        torch.testing.assert_close(g_lse, want_lse, atol=0, rtol=0)

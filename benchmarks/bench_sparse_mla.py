@@ -1,0 +1,342 @@
+"""Sparse MLA and MLA-KV kernels on a GPU, side by side with FlashMLA (device script).
+
+    python3 benchmarks/bench_sparse_mla.py --out DIR            # checks + timings -> DIR/sparse_mla.json
+    python3 benchmarks/bench_sparse_mla.py --sanitize           # tiny launches of every kernel, for
+                                                                # compute-sanitizer --tool memcheck
+
+Needs ``dsv32_plugin`` importable and, for the peer columns, ``flash_mla``
+(PyPI ``sgl-flash-mla``; see docs/perf.md for the device command). Times are
+medians of ``triton.testing.do_bench`` (L2 flushed before every call), for
+ours and FlashMLA on the same inputs in one process. Prefill FLOPs count
+2 * T * H * topk * (576 + 512); decode bytes count every gathered cache row
+once plus q, out and indices.
+"""
+
+import argparse
+import json
+import os
+import sys
+import traceback
+
+import torch
+import triton
+
+from dsv32_plugin.kernels import reference as ref
+from dsv32_plugin.kernels.kv_cache import dequantize_kv_fp8, quantize_kv_fp8, store_mla_kv
+from dsv32_plugin.kernels.sparse_mla_core import LaunchConfig, _sparse_mla_fwd_kernel, default_config
+from dsv32_plugin.kernels.sparse_mla_decode import sparse_mla_decode
+from dsv32_plugin.kernels.sparse_mla_prefill import sparse_mla_prefill
+
+try:
+    import flash_mla
+except ImportError as exc:  # the table then has no peer column
+    print(f"flash_mla not importable: {exc}")
+    flash_mla = None
+
+SM_SCALE = 0.13523378  # DeepSeek-V3.2: 192^-0.5 * mscale^2
+D_QK, D_V, PAGE = 576, 512, 64
+DEVICE = os.environ.get("BENCH_DEVICE", "cuda")  # "cpu" + TRITON_INTERPRET=1: smoke-test this script
+RESULTS = []
+
+
+def ms(fn) -> float:
+    return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
+
+
+def rel_l2(a, b) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30)).item()
+
+
+def section(fn):
+    """Run one part; a failure is printed and the script goes on to the next."""
+
+    def run(*args, **kw):
+        try:
+            return fn(*args, **kw)
+        except Exception:  # noqa: BLE001 - report and continue
+            print(f"[{fn.__name__}{args}] FAILED\n{traceback.format_exc()}")
+            RESULTS.append({"section": fn.__name__, "args": repr(args), "error": traceback.format_exc()[-2000:]})
+
+    return run
+
+
+# ---------------------------------------------------------------- inputs
+def prefill_inputs(T, S, H=128, topk=2048, seed=0):
+    g = torch.Generator(device=DEVICE).manual_seed(seed)
+    q = torch.randn(T, H, D_QK, device=DEVICE, generator=g).bfloat16()
+    kv = torch.randn(S, D_QK, device=DEVICE, generator=g).bfloat16()
+    idx = torch.empty(T, topk, dtype=torch.int32, device=DEVICE)
+    for t0 in range(0, T, 512):  # distinct random rows per token
+        n = min(512, T - t0)
+        idx[t0 : t0 + n] = torch.rand(n, S, device=DEVICE, generator=g).topk(min(topk, S), dim=1).indices.int()
+    return q, kv, idx
+
+
+def decode_inputs(B, H, fp8, s_q=1, topk=2048, ctx=16384, seed=0):
+    """Per request ctx tokens on shuffled 64-token pages; indices: topk distinct slots of its context."""
+    g = torch.Generator(device=DEVICE).manual_seed(seed)
+    pages_per_req = ctx // PAGE
+    num_pages = B * pages_per_req
+    kv = torch.randn(num_pages * PAGE, D_QK, device=DEVICE, generator=g).bfloat16()
+    cache = quantize_kv_fp8(kv).view(num_pages, PAGE, -1) if fp8 else kv.view(num_pages, PAGE, D_QK)
+    page_table = torch.randperm(num_pages, device=DEVICE, generator=g).view(B, pages_per_req)
+    pos = torch.rand(B * s_q, ctx, device=DEVICE, generator=g).topk(topk, dim=1).indices.view(B, s_q, topk)
+    slots = page_table.gather(1, (pos // PAGE).view(B, -1)).view(B, s_q, topk) * PAGE + pos % PAGE
+    q = torch.randn(B, s_q, H, D_QK, device=DEVICE, generator=g).bfloat16()
+    return q, cache, slots.int()
+
+
+# ---------------------------------------------------------------- checks
+@section
+def check_prefill(S):
+    q, kv, idx = prefill_inputs(256, S, seed=1)
+    idx[torch.rand(idx.shape, device=DEVICE) < 0.1] = -1
+    length = torch.randint(0, 2049, (256,), device=DEVICE, dtype=torch.int32)
+    out, lse = sparse_mla_prefill(q, kv, idx, SM_SCALE, topk_length=length)
+    want, want_lse = ref.sparse_mla_prefill(q, kv, idx, SM_SCALE, topk_length=length)
+    row = {"section": "check_prefill", "S": S, "ours_rel_l2": rel_l2(out, want),
+           "ours_lse_max_abs": (lse - want_lse).abs().nan_to_num(posinf=1e9).max().item()}
+    RESULTS.append(row)
+    print(row)
+    if flash_mla is not None:
+        f_out, _, f_lse = flash_mla.flash_mla_sparse_fwd(q, kv.unsqueeze(1), idx.unsqueeze(1), SM_SCALE, D_V,
+                                                         topk_length=length, use_legacy=True)
+        row["flashmla_rel_l2"] = rel_l2(f_out, want)
+        row["flashmla_lse_max_abs"] = (f_lse.float() - want_lse).abs().nan_to_num(posinf=1e9).max().item()
+        print(row)
+
+
+@section
+def check_decode(B, H, fp8, s_q):
+    q, cache, idx = decode_inputs(B, H, fp8, s_q=s_q, ctx=4096, seed=2)
+    idx[torch.rand(idx.shape, device=DEVICE) < 0.1] = -1
+    out, lse = sparse_mla_decode(q, cache, idx, SM_SCALE)
+    want, want_lse = ref.sparse_mla_decode(q, cache, idx, SM_SCALE)
+    row = {"section": "check_decode", "B": B, "H": H, "fp8": fp8, "s_q": s_q, "ours_rel_l2": rel_l2(out, want),
+           "ours_lse_max_abs": (lse - want_lse).abs().max().item()}
+    RESULTS.append(row)
+    print(row)
+    if flash_mla is not None and fp8 and H in (64, 128):
+        meta = flash_mla.get_mla_metadata()[0]
+        f_out, f_lse = flash_mla.flash_mla_with_kvcache(q, cache.unsqueeze(2), None, None, D_V, meta,
+                                                        softmax_scale=SM_SCALE, is_fp8_kvcache=True,
+                                                        indices=idx, use_legacy=True, kv_format="V32")
+        row["flashmla_rel_l2"] = rel_l2(f_out, want)
+        row["flashmla_lse_max_abs"] = (f_lse.transpose(1, 2).float() - want_lse).abs().max().item()
+        print(row)
+
+
+@section
+def check_kv_kernels():
+    kv = (torch.randn(4096, D_QK, device=DEVICE) * torch.logspace(-4, 4, 4096, device=DEVICE)[:, None]).bfloat16()
+    kv[7, :128] = 0
+    packed = quantize_kv_fp8(kv)
+    same = torch.equal(packed, ref.quantize_kv_fp8(kv))
+    back = torch.equal(dequantize_kv_fp8(packed), ref.dequantize_kv_fp8(packed))
+    cache = torch.full((70, PAGE, 656), 0xFF, dtype=torch.uint8, device=DEVICE)
+    slots = torch.randperm(70 * PAGE, device=DEVICE)[:4096]
+    slots[::9] = -1
+    stored = torch.equal(store_mla_kv(cache.clone(), slots, kv), ref.store_mla_kv(cache.clone(), slots, kv))
+    row = {"section": "check_kv_kernels", "quantize_bit_exact": same, "dequantize_bit_exact": back,
+           "store_bit_exact": stored}
+    print(row)
+    RESULTS.append(row)
+
+
+@section
+def check_cuda_graph():
+    q, cache, idx = decode_inputs(8, 128, True, ctx=4096, seed=3)
+    static_q, static_idx = q.clone(), idx.clone()
+    sparse_mla_decode(static_q, cache, static_idx, SM_SCALE)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        g_out, g_lse = sparse_mla_decode(static_q, cache, static_idx, SM_SCALE)
+    worst = 0.0
+    for seed in (4, 5):
+        q2, _, idx2 = decode_inputs(8, 128, True, ctx=4096, seed=seed)
+        static_q.copy_(q2)
+        static_idx.copy_(idx2)
+        graph.replay()
+        want, _ = sparse_mla_decode(q2, cache, idx2, SM_SCALE)
+        worst = max(worst, (g_out.float() - want.float()).abs().max().item())
+    row = {"section": "check_cuda_graph", "replay_max_abs_diff_vs_eager": worst}
+    print(row)
+    RESULTS.append(row)
+
+
+# ---------------------------------------------------------------- timings
+def record(kind, shape, ours, peer, flop=None, nbytes=None, config=None, note=""):
+    row = {"section": kind, "shape": shape, "ours_ms": ours, "flashmla_ms": peer,
+           "ratio_ours_over_flashmla_time": None if peer is None else ours / peer, "config": config, "note": note}
+    if flop:
+        row["ours_tflops"] = flop / ours / 1e9
+        row["flashmla_tflops"] = None if peer is None else flop / peer / 1e9
+    if nbytes:
+        row["ours_gbs"] = nbytes / ours / 1e6
+        row["flashmla_gbs"] = None if peer is None else nbytes / peer / 1e6
+    print(json.dumps(row))
+    RESULTS.append(row)
+
+
+@section
+def time_prefill(T, S, configs):
+    q, kv, idx = prefill_inputs(T, S)
+    flop = 2 * T * 128 * idx.shape[1] * (D_QK + D_V)
+    peer = None
+    if flash_mla is not None:
+        peer = ms(lambda: flash_mla.flash_mla_sparse_fwd(q, kv.unsqueeze(1), idx.unsqueeze(1), SM_SCALE, D_V,
+                                                         use_legacy=True))
+    for c in [None, *configs]:
+        try:
+            t = ms(lambda: sparse_mla_prefill(q, kv, idx, SM_SCALE, config=c))
+        except Exception as exc:  # noqa: BLE001 - e.g. out of shared memory for a sweep point
+            print(f"prefill config {c}: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        used = c or default_config(T, 128, idx.shape[1], q.device, split=False)
+        record("prefill", f"T={T} S={S} H=128 topk=2048", t, peer, flop=flop, config=str(used),
+               note="default" if c is None else "sweep")
+
+
+@section
+def time_decode(B, H, fp8, configs, s_q=1):
+    q, cache, idx = decode_inputs(B, H, fp8, s_q=s_q)
+    rows, topk = B * s_q, idx.shape[-1]
+    row_bytes = 656 if fp8 else 2 * D_QK
+    nbytes = rows * topk * row_bytes + q.numel() * 2 + rows * H * D_V * 2 + idx.numel() * 4
+    flop = 2 * rows * H * topk * (D_QK + D_V)
+    peer, note = None, ""
+    if flash_mla is not None:
+        if fp8:
+            qp = q if H in (64, 128) else torch.nn.functional.pad(q, (0, 0, 0, 64 - H))  # SGL pads heads to 64
+            meta = flash_mla.get_mla_metadata()[0]
+            call = lambda: flash_mla.flash_mla_with_kvcache(  # noqa: E731
+                qp, cache.unsqueeze(2), None, None, D_V, meta, softmax_scale=SM_SCALE, is_fp8_kvcache=True,
+                indices=idx, use_legacy=True, kv_format="V32")
+            note = "FlashMLA flash_mla_with_kvcache" + ("" if H in (64, 128) else " (q padded to 64 heads)")
+        elif H in (64, 128):
+            flat_kv = cache.view(-1, 1, D_QK)
+            flat_q, flat_idx = q.view(rows, H, D_QK), idx.view(rows, 1, topk)
+            call = lambda: flash_mla.flash_mla_sparse_fwd(flat_q, flat_kv, flat_idx, SM_SCALE, D_V,  # noqa: E731
+                                                          use_legacy=True)
+            note = "FlashMLA flash_mla_sparse_fwd on the flat bf16 cache"
+        else:
+            call = None
+        if call is not None:
+            call()
+            peer = ms(call)
+    for c in [None, *configs]:
+        try:
+            t = ms(lambda: sparse_mla_decode(q, cache, idx, SM_SCALE, config=c))
+        except Exception as exc:  # noqa: BLE001
+            print(f"decode config {c}: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        used = c or default_config(rows, H, topk, q.device, split=True)
+        record("decode_fp8" if fp8 else "decode_bf16", f"B={B} s_q={s_q} H={H} topk={topk}", t, peer,
+               flop=flop, nbytes=nbytes, config=str(used), note=("default" if c is None else "sweep") + "; " + note)
+    if B == 1:  # launch-bound: also time 50 calls replayed from one CUDA graph
+        sparse_mla_decode(q, cache, idx, SM_SCALE)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(50):
+                sparse_mla_decode(q, cache, idx, SM_SCALE)
+        graph.replay()
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(10):
+            graph.replay()
+        end.record()
+        torch.cuda.synchronize()
+        record("decode_fp8_graph" if fp8 else "decode_bf16_graph", f"B=1 H={H} (graph replay, L2 warm)",
+               start.elapsed_time(end) / 500, None, note="per call, 50 calls per graph")
+
+
+@section
+def kernel_report():
+    """Registers, spills, shared memory and whether wgmma is used, per compiled attention variant."""
+    for device_cache in getattr(_sparse_mla_fwd_kernel, "device_caches", {}).values():
+        for key, kernel in device_cache[0].items():
+            ptx = kernel.asm.get("ptx", "")
+            row = {"section": "kernel", "key": str(key)[:300], "n_regs": kernel.n_regs, "n_spills": kernel.n_spills,
+                   "shared": kernel.metadata.shared, "num_warps": kernel.metadata.num_warps,
+                   "wgmma": ptx.count("wgmma.mma_async"), "mma_sync": ptx.count("mma.sync")}
+            print(row)
+            RESULTS.append(row)
+
+
+def sanitize():
+    """Tiny launches of every kernel with skips and out-of-range indices (run under compute-sanitizer)."""
+    q, kv, idx = prefill_inputs(4, 300, topk=256)
+    idx[:, ::5] = -1
+    idx[:, 1::7] = 300 + 5
+    sparse_mla_prefill(q, kv, idx, SM_SCALE, topk_length=torch.tensor([0, 7, 256, 100], device=DEVICE, dtype=torch.int32))
+    for fp8, H in ((True, 128), (False, 16)):
+        q, cache, idx = decode_inputs(2, H, fp8, s_q=2, topk=256, ctx=1024)
+        idx[..., ::3] = -1
+        idx[..., 1::11] = cache.shape[0] * PAGE + 1
+        sparse_mla_decode(q, cache, idx, SM_SCALE)
+        sparse_mla_decode(q, cache, idx, SM_SCALE, config=LaunchConfig(min(H, 64), 32, 4, 2, 3))
+    kv = torch.randn(100, D_QK, device=DEVICE).bfloat16()
+    dequantize_kv_fp8(quantize_kv_fp8(kv))
+    slots = torch.arange(100, device=DEVICE) * 3 - 20
+    store_mla_kv(torch.zeros(3, PAGE, 656, dtype=torch.uint8, device=DEVICE), slots, kv)
+    store_mla_kv(torch.zeros(3, PAGE, D_QK, dtype=torch.bfloat16, device=DEVICE), slots, kv)
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+    print("sanitize: all kernels launched")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=".")
+    parser.add_argument("--sanitize", action="store_true")
+    parser.add_argument("--skip-checks", action="store_true")
+    args = parser.parse_args()
+    if args.sanitize:
+        sanitize()
+        return
+    props = torch.cuda.get_device_properties(0)
+    RESULTS.append({"section": "env", "gpu": props.name, "sms": props.multi_processor_count, "torch": torch.__version__,
+                    "triton": triton.__version__, "flash_mla": getattr(flash_mla, "__version__", None)})
+    print(RESULTS[-1])
+    if not args.skip_checks:
+        check_kv_kernels()
+        for S in (300, 8192):
+            check_prefill(S)
+        for B, H, fp8, s_q in ((4, 128, True, 2), (3, 16, True, 1), (2, 128, False, 3), (5, 64, False, 1)):
+            check_decode(B, H, fp8, s_q)
+        check_cuda_graph()
+    prefill_sweep = [LaunchConfig(64, 32, 8, 3), LaunchConfig(64, 32, 8, 2), LaunchConfig(64, 64, 8, 3),
+                     LaunchConfig(64, 64, 8, 1), LaunchConfig(64, 128, 8, 1)]
+    for S in (8192, 65536):
+        time_prefill(4096, S, prefill_sweep if S == 8192 else [])
+    sweeps = {  # (B, H): extra configs timed beside the default
+        (32, 128): [LaunchConfig(64, 64, 8, 2, 4), LaunchConfig(64, 32, 8, 2, 2), LaunchConfig(64, 32, 8, 3, 2)],
+        (128, 128): [LaunchConfig(64, 32, 8, 2, 1), LaunchConfig(64, 32, 8, 3, 1), LaunchConfig(64, 64, 8, 1, 1),
+                     LaunchConfig(64, 64, 8, 2, 2)],
+        (128, 16): [LaunchConfig(16, 32, 4, 2, 1), LaunchConfig(16, 32, 4, 2, 2), LaunchConfig(16, 64, 4, 2, 4),
+                    LaunchConfig(16, 64, 4, 3, 4)],
+    }
+    for B in (1, 32, 128):
+        for H in (128, 16):
+            time_decode(B, H, True, sweeps.get((B, H), []))
+    for B in (32, 128):
+        time_decode(B, 128, False, [])
+        time_decode(B, 16, False, [])
+    time_decode(32, 128, True, [], s_q=2)
+    kernel_report()
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "sparse_mla.json"), "w") as f:
+        json.dump(RESULTS, f, indent=1)
+    print("\nsection        shape                          ours_ms  flashmla_ms ratio  TFLOP/s  GB/s  note")
+    for r in RESULTS:
+        if "ours_ms" in r and r.get("note", "").startswith("default") or r.get("section", "").endswith("graph"):
+            ratio = r.get("ratio_ours_over_flashmla_time")
+            print(f"{r['section']:<14} {r['shape']:<30} {r['ours_ms']:8.4f} {r['flashmla_ms'] or float('nan'):10.4f} "
+                  f"{ratio or float('nan'):5.2f} {r.get('ours_tflops', float('nan')):8.1f} "
+                  f"{r.get('ours_gbs', float('nan')):6.0f}  {r.get('note', '')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
