@@ -5,6 +5,7 @@
 See docs/chat_format.md.
 """
 
+from dsv32_plugin.encoding.decoder import decode_output
 from dsv32_plugin.encoding.encoder import EncodingError, encode_messages
 
-__all__ = ["EncodingError", "encode_messages"]
+__all__ = ["EncodingError", "decode_output", "encode_messages"]

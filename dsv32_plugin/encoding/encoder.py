@@ -32,21 +32,11 @@ import json
 from typing import Any, Iterable, Sequence
 
 from dsv32_plugin.encoding.system_blocks import response_format_block, to_json, tools_block
-from dsv32_plugin.encoding.tokens import (
-    ASSISTANT,
-    BOS,
-    DSML,
-    EOS,
-    FUNCTION_CALLS_CLOSE,
-    FUNCTION_CALLS_OPEN,
-    FUNCTION_RESULTS_CLOSE,
-    FUNCTION_RESULTS_OPEN,
-    INVOKE_CLOSE,
-    PARAMETER_CLOSE,
-    THINK_END,
-    THINK_START,
-    USER,
-)
+from dsv32_plugin.encoding.tokens import ASSISTANT, BOS, EOS, THINK_END, THINK_START, USER
+from dsv32_plugin.parsers.dsml import BLOCK_CLOSE, BLOCK_OPEN, INVOKE_CLOSE, INVOKE_OPEN, PARAM_CLOSE, PARAM_OPEN
+
+FUNCTION_RESULTS_OPEN = "<function_results>"
+FUNCTION_RESULTS_CLOSE = "</function_results>"
 
 
 class EncodingError(ValueError):
@@ -154,10 +144,10 @@ def render_tool_call(name: str, arguments: dict) -> str:
     params = []
     for key, value in arguments.items():
         if isinstance(value, str):
-            params.append(f'<{DSML}parameter name="{key}" string="true">{value}{PARAMETER_CLOSE}')
+            params.append(f'{PARAM_OPEN} name="{key}" string="true">{value}{PARAM_CLOSE}')
         else:
-            params.append(f'<{DSML}parameter name="{key}" string="false">{to_json(value)}{PARAMETER_CLOSE}')
-    return f'<{DSML}invoke name="{name}">\n' + "\n".join(params) + "\n" + INVOKE_CLOSE
+            params.append(f'{PARAM_OPEN} name="{key}" string="false">{to_json(value)}{PARAM_CLOSE}')
+    return f'{INVOKE_OPEN} name="{name}">\n' + "\n".join(params) + "\n" + INVOKE_CLOSE
 
 
 def _render_tool_calls(calls: Iterable[Any], index: int) -> str:
@@ -172,7 +162,7 @@ def _render_tool_calls(calls: Iterable[Any], index: int) -> str:
             raise EncodingError(f"message {index}: {exc}") from None
     if not invokes:
         return ""
-    return "\n\n" + FUNCTION_CALLS_OPEN + "\n" + "\n".join(invokes) + "\n" + FUNCTION_CALLS_CLOSE
+    return "\n\n" + BLOCK_OPEN + "\n" + "\n".join(invokes) + "\n" + BLOCK_CLOSE
 
 
 def _arguments(raw: Any, index: int) -> dict:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dsv32_plugin.encoding.tokens import DSML, THINK_END, THINK_START
+from dsv32_plugin.encoding.tokens import THINK_END, THINK_START
+from dsv32_plugin.parsers.dsml import DSML
 
 _TOOLS_PREAMBLE = (
     "## Tools\n"
