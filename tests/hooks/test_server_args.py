@@ -1,0 +1,253 @@
+"""The DSA backend flags and argument resolution, through the host's real CLI parser and resolution pipeline.
+
+The plugin is loaded in this process the way the host loads it (``load_plugins``:
+entry point, then ``HookRegistry.apply_hooks``); the "stock" checks run in a
+subprocess with the plugin filtered out (``SGLANG_PLUGINS=other``).
+"""
+
+import argparse
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dsv32_plugin.hooks import ledger
+
+HOOK_TARGETS = {
+    "sglang.srt.server_args.ServerArgs.add_cli_args",
+    "sglang.srt.arg_groups.model_hook.handle_model_specific_adjustments",
+    "sglang.srt.arg_groups.overrides._dsa_kv_cache_dtype_default",
+    "sglang.srt.arg_groups.overrides._dsa_split_backend_resolution",
+}
+RESOLVED_FIELDS = (
+    "attention_backend",
+    "dsa_prefill_backend",
+    "dsa_decode_backend",
+    "page_size",
+    "kv_cache_dtype",
+)
+
+
+@pytest.fixture(scope="module")
+def host():
+    if "dsv32" not in os.environ.get("SGLANG_PLUGINS", "dsv32").split(","):
+        pytest.skip("SGLANG_PLUGINS filters the plugin out")
+    from sglang.srt.plugins import load_plugins
+
+    load_plugins()
+    from sglang.srt import server_args
+
+    return server_args
+
+
+@pytest.fixture(scope="module")
+def tiny_v32(tmp_path_factory):
+    from dsv32_plugin.testing import make_tiny_checkpoint
+
+    return str(make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_v32")))
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    from transformers import LlamaConfig
+
+    path = tmp_path_factory.mktemp("tiny_llama")
+    LlamaConfig(
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        architectures=["LlamaForCausalLM"],
+    ).save_pretrained(path)
+    return str(path)
+
+
+def parse(host, argv):
+    """ServerArgs from argv through the host's own parser (what prepare_server_args does, minus logging)."""
+    parser = argparse.ArgumentParser(prog="sglang serve")
+    host.ServerArgs.add_cli_args(parser)
+    return host.ServerArgs.from_cli_args(parser.parse_args(argv))
+
+
+def resolve(host, argv):
+    from sglang.srt.arg_groups.overrides import resolution_result
+
+    record = parse(host, argv)
+    record.resolve_once()
+    return record, {field: resolution_result(record, field) for field in RESOLVED_FIELDS}
+
+
+def cpu_argv(model, *extra):
+    return ["--model-path", model, "--device", "cpu", "--skip-tokenizer-init", *extra]
+
+
+def test_install_records_every_hook_in_the_ledger(host):
+    assert HOOK_TARGETS <= {touch.target for touch in ledger.TOUCHES}
+
+
+@pytest.mark.parametrize(
+    "dsa_flag, nsa_flag, value",
+    [
+        pytest.param("--dsa-prefill-backend", "--nsa-prefill-backend", "triton", id="prefill-triton"),
+        pytest.param("--dsa-decode-backend", "--nsa-decode-backend", "flashmla_kv", id="decode-flashmla_kv"),
+        pytest.param("--dsa-decode-backend", "--nsa-decode-backend", "torch", id="decode-torch"),
+    ],
+)
+def test_nsa_spelling_is_an_alias_of_the_dsa_flag(host, dsa_flag, nsa_flag, value):
+    field = dsa_flag[2:].replace("-", "_")
+    via_dsa = parse(host, ["--model-path", "m", dsa_flag, value])
+    via_nsa = parse(host, ["--model-path", "m", nsa_flag, value])
+    assert getattr(via_nsa, field) == getattr(via_dsa, field) == value
+    assert getattr(parse(host, ["--model-path", "m"]), field) is None
+
+
+@pytest.mark.parametrize("flag", ["--dsa-decode-backend", "--nsa-prefill-backend"])
+def test_invalid_backend_is_an_argparse_error_naming_the_choices(host, flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(host, ["--model-path", "m", flag, "bogus"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'bogus'" in err
+    for name in ("torch", "triton", "flashmla_sparse", "flashmla_kv", "flashmla_auto", "fa3"):
+        assert f"'{name}'" in err
+
+
+def test_host_values_still_parse(host):
+    # Other DSA models (GLM-5, ...) keep the host's backends.
+    assert parse(host, ["--model-path", "m", "--dsa-decode-backend", "trtllm"]).dsa_decode_backend == "trtllm"
+
+
+def test_v32_on_cpu_resolves_to_the_plugin_dsa_backend_without_flags(host, tiny_v32):
+    _, resolved = resolve(host, cpu_argv(tiny_v32))
+    assert resolved == {
+        "attention_backend": "dsa",
+        "dsa_prefill_backend": "torch",
+        "dsa_decode_backend": "torch",
+        "page_size": 64,
+        "kv_cache_dtype": "auto",
+    }
+
+
+def test_v32_page_size_is_forced_to_64(host, tiny_v32):
+    assert resolve(host, cpu_argv(tiny_v32, "--page-size", "16"))[1]["page_size"] == 64
+
+
+@pytest.mark.parametrize("backend", ["nsa", "torch_native"])
+def test_explicit_attention_backend_is_kept(host, tiny_v32, backend):
+    _, resolved = resolve(host, cpu_argv(tiny_v32, "--attention-backend", backend))
+    assert resolved["attention_backend"] == backend
+    assert (resolved["dsa_prefill_backend"], resolved["dsa_decode_backend"]) == ("torch", "torch")
+
+
+@pytest.mark.parametrize(
+    "flag, expected",
+    [
+        pytest.param("bf16", "bfloat16", id="bf16"),
+        pytest.param("fp8_e4m3", "fp8_e4m3", id="fp8"),
+    ],
+)
+def test_v32_cpu_kv_cache_dtypes(host, tiny_v32, flag, expected):
+    assert resolve(host, cpu_argv(tiny_v32, "--kv-cache-dtype", flag))[1]["kv_cache_dtype"] == expected
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        pytest.param(["--dsa-prefill-backend", "fa3"], "fa3 has no prefill kernel", id="fa3-prefill"),
+        pytest.param(["--nsa-decode-backend", "triton"], "Triton kernels need a CUDA device", id="triton-no-interpreter"),
+        pytest.param(["--dsa-decode-backend", "trtllm"], "'trtllm' is not a DSA backend", id="host-only-backend"),
+        pytest.param(["--kv-cache-dtype", "fp8_e4m3", "--dsa-decode-backend", "fa3"], "fa3 decode reads", id="fa3-fp8-cache"),
+        pytest.param(["--kv-cache-dtype", "fp8_e5m2"], "does not support --kv-cache-dtype 'fp8_e5m2'", id="kv-e5m2"),
+        pytest.param(["--chunked-prefill-size", "100"], "multiple of the DSA page size 64", id="chunk-100"),
+    ],
+)
+def test_unusable_settings_are_refused_at_start_up(host, tiny_v32, extra, message, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(ValueError, match=message) as error:
+        resolve(host, cpu_argv(tiny_v32, *extra))
+    if "backend" in extra[-2]:
+        assert "Choices that work on this machine (cpu" in str(error.value)
+        assert "torch" in str(error.value).rsplit(":", 1)[1]
+
+
+def test_triton_on_cpu_under_the_interpreter(host, tiny_v32, monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    resolved = resolve(host, cpu_argv(tiny_v32, "--nsa-decode-backend", "triton"))[1]
+    assert (resolved["dsa_prefill_backend"], resolved["dsa_decode_backend"]) == ("torch", "triton")
+
+
+def test_other_models_on_cpu_are_untouched(host, tiny_llama):
+    _, resolved = resolve(host, cpu_argv(tiny_llama))
+    assert resolved["attention_backend"] in ("intel_amx", "torch_native")
+    assert resolved["dsa_prefill_backend"] is None and resolved["dsa_decode_backend"] is None
+
+
+CHILD = textwrap.dedent(
+    """
+    import pickle, sys
+    from sglang.srt.plugins import load_plugins
+    load_plugins()  # what run_scheduler_process does first
+    from sglang.srt.runtime_context import publish
+    from dsv32_plugin.attention.dispatch import configured_backends
+    publish(pickle.load(open(sys.argv[1], "rb")), role="scheduler")
+    print("CONFIGURED", *configured_backends())
+    """
+)
+
+
+def test_backends_reach_a_child_process(host, tiny_v32, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    record, _ = resolve(host, cpu_argv(tiny_v32, "--nsa-decode-backend", "triton"))
+    blob = tmp_path / "server_args.pkl"
+    blob.write_bytes(pickle.dumps(record))
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(blob)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "CONFIGURED torch triton" in done.stdout
+
+
+STOCK = textwrap.dedent(
+    """
+    import argparse, sys
+    from sglang.srt.plugins import load_plugins
+    load_plugins()
+    from sglang.srt.server_args import ServerArgs
+    parser = argparse.ArgumentParser()
+    ServerArgs.add_cli_args(parser)
+    for argv in (["--nsa-prefill-backend", "triton"], ["--dsa-decode-backend", "torch"]):
+        try:
+            parser.parse_args(["--model-path", "m", *argv])
+        except SystemExit as exc:
+            print("REFUSED", argv[0], exc.code)
+    record = ServerArgs.from_cli_args(parser.parse_args(["--model-path", sys.argv[1], "--device", "cpu"]))
+    try:
+        record.resolve_once()
+        print("RESOLVED", record.attention_backend)
+    except Exception as exc:
+        print("FAILED", type(exc).__name__, exc)
+    """
+)
+
+
+def test_without_the_plugin_the_host_is_stock(tiny_v32, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the stock CPU behaviour")
+    from dsv32_plugin.hooks.cpu_fallbacks import SHIM_DIR
+
+    # Only the CPU sgl_kernel stand-in (so the host imports at all), not the plugin.
+    env = dict(os.environ, SGLANG_PLUGINS="other", PYTHONPATH=str(SHIM_DIR))
+    done = subprocess.run(
+        [sys.executable, "-c", STOCK, tiny_v32], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "REFUSED --nsa-prefill-backend 2" in done.stdout
+    assert "REFUSED --dsa-decode-backend 2" in done.stdout
+    assert "FAILED RuntimeError Found no NVIDIA driver" in done.stdout
