@@ -1,0 +1,74 @@
+"""Attention registration: the plugin's DSA backend and KV pool for DeepSeek-V3.2.
+
+* ``ATTENTION_BACKENDS["dsa"]`` and ``["nsa"]`` (the names the host resolves
+  DeepSeek-V3.2 to; the host's DSA-name literals keep working) build the
+  plugin's ``DSABackend`` for V3.2 models and the host's backend otherwise.
+* The KV-cache configurator's DSA pool class becomes ``DSAIndexedKVPool``
+  for V3.2 models (any ``index_head_dim``, exact float32 indexer cache).
+* Memory sizing counts the plugin's indexer-cache bytes per token.
+"""
+
+from __future__ import annotations
+
+from dsv32_plugin.hooks import ledger
+
+BACKENDS = "sglang.srt.layers.attention.attention_registry.ATTENTION_BACKENDS"
+POOL_CLASS = "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator._resolve_kv_pool_class"
+INDEXER_CELL = "sglang.srt.model_executor.pool_configurator.DefaultPoolConfigurator._compute_dsa_indexer_cell_size"
+BACKEND_NAMES = ("dsa", "nsa")
+
+
+def is_v32(hf_config) -> bool:
+    from dsv32_plugin.hooks.models import TARGET_ARCH, is_v32_config
+
+    archs = getattr(hf_config, "architectures", None) or []
+    return is_v32_config(hf_config) and (TARGET_ARCH in archs or "DeepseekV3ForCausalLMNextN" in archs)
+
+
+def backend_factory(host_factory):
+    def create(runner):
+        if is_v32(runner.model_config.hf_config):
+            from dsv32_plugin.attention.backend import DSABackend
+
+            return DSABackend(runner)
+        return host_factory(runner)
+
+    return create
+
+
+def resolve_pool_class(original, self, *, kind, default):
+    if kind == "dsa" and is_v32(self.model_config.hf_config):
+        from dsv32_plugin.attention.pool import DSAIndexedKVPool
+
+        return DSAIndexedKVPool
+    return original(self, kind=kind, default=default)
+
+
+def indexer_cell_size(original, self, *, kvc, num_layers, **kwargs):
+    hf_config = kvc.model_config.hf_config
+    if not is_v32(hf_config):
+        return original(self, kvc=kvc, num_layers=num_layers, **kwargs)
+    from dsv32_plugin.attention.pool import index_k_bytes_per_token
+
+    return index_k_bytes_per_token(hf_config.index_head_dim, kvc.kv_cache_dtype) * num_layers
+
+
+def install() -> None:
+    from sglang.srt.layers.attention.attention_registry import ATTENTION_BACKENDS
+
+    for name in BACKEND_NAMES:
+        ledger.set_entry(
+            BACKENDS, ATTENTION_BACKENDS, name, backend_factory(ATTENTION_BACKENDS[name]),
+            why="DeepSeek-V3.2 layers must run the plugin's DSA backend under the host's DSA names",
+            undo="restore the host's factory (kept as the fallback for non-V3.2 models)",
+        )
+    ledger.hook(
+        POOL_CLASS, resolve_pool_class, "AROUND",
+        why="the host's DSA pool asserts index_head_dim == 128 and has no exact float32 indexer cache",
+        undo="drop the hook; V3.2 then gets DSATokenToKVPool (real-size models only)",
+    )
+    ledger.hook(
+        INDEXER_CELL, indexer_cell_size, "AROUND",
+        why="memory sizing must budget the plugin pool's indexer bytes per token (D + 4, or 4 D exact)",
+        undo="drop the hook; sizing then counts D + D // 128 * 4 bytes (equal for D = 128 FP8)",
+    )

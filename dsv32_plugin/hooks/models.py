@@ -1,0 +1,54 @@
+"""Model registration: the host builds the plugin's DeepSeek-V3.2 target and MTP draft classes.
+
+``ModelRegistry.models`` maps ``config.architectures[0]`` to a class. The target
+arch ``DeepseekV32ForCausalLM`` maps to ours. For a draft model the host
+rewrites both ``DeepseekV3ForCausalLM`` and ``DeepseekV32ForCausalLM`` to the
+shared key ``DeepseekV3ForCausalLMNextN`` (``configs/model_config.py``), so
+that key gets a dispatching class: V3.2 configs (with ``index_topk``) build
+our MTP draft, every other V3-family config the host's in-tree class.
+"""
+
+from __future__ import annotations
+
+from dsv32_plugin.hooks import ledger
+
+REGISTRY = "sglang.srt.models.registry.ModelRegistry.models"
+TARGET_ARCH = "DeepseekV32ForCausalLM"
+DRAFT_ARCH = "DeepseekV3ForCausalLMNextN"
+
+
+def is_v32_config(config) -> bool:
+    return getattr(config, "index_topk", None) is not None
+
+
+def draft_dispatch_class(host_nextn: type) -> type:
+    """Subclass of the host's NextN class whose construction picks ours for V3.2 configs."""
+
+    class DeepseekNextNDispatch(host_nextn):
+        def __new__(cls, config, *args, **kwargs):
+            if is_v32_config(config):
+                from dsv32_plugin.models.deepseek_v32_mtp import DeepseekV32MTP
+
+                return DeepseekV32MTP(config, *args, **kwargs)
+            return super().__new__(cls)
+
+    DeepseekNextNDispatch.__name__ = DeepseekNextNDispatch.__qualname__ = DRAFT_ARCH
+    return DeepseekNextNDispatch
+
+
+def install() -> None:
+    from sglang.srt.models.deepseek_nextn import DeepseekV3ForCausalLMNextN
+    from sglang.srt.models.registry import ModelRegistry
+
+    from dsv32_plugin.models.deepseek_v32 import DeepseekV32ForCausalLM
+
+    ledger.set_entry(
+        REGISTRY, ModelRegistry.models, TARGET_ARCH, DeepseekV32ForCausalLM,
+        why="the host must build the plugin's V3.2 model (MLA + DSA indexer through the plugin's backend)",
+        undo="delete the key; the in-tree deepseek_v2 class serves V3.2 again",
+    )
+    ledger.set_entry(
+        REGISTRY, ModelRegistry.models, DRAFT_ARCH, draft_dispatch_class(DeepseekV3ForCausalLMNextN),
+        why="MTP drafts of V3.2 checkpoints must use the plugin's draft (the key is shared with V3)",
+        undo="restore the in-tree DeepseekV3ForCausalLMNextN class",
+    )
