@@ -212,7 +212,7 @@ def _why_not(name: str, phase: str, device: torch.device, fmt: str) -> Optional[
         return f"{name} has no prefill kernel (decode only)"
     if phase == DECODE and fmt not in backend.decode:
         wanted = " or ".join(sorted(backend.decode))
-        return f"{name} decode reads a {wanted} KV cache, and this one is {fmt}"
+        return f"{name} decode cannot read a {fmt} KV cache (needs {wanted})"
     return backend.cannot_run(device)
 
 

@@ -160,7 +160,7 @@ def test_v32_cpu_kv_cache_dtypes(host, tiny_v32, flag, expected):
         pytest.param(["--dsa-prefill-backend", "fa3"], "fa3 has no prefill kernel", id="fa3-prefill"),
         pytest.param(["--nsa-decode-backend", "triton"], "Triton kernels need a CUDA device", id="triton-no-interpreter"),
         pytest.param(["--dsa-decode-backend", "trtllm"], "'trtllm' is not a DSA backend", id="host-only-backend"),
-        pytest.param(["--kv-cache-dtype", "fp8_e4m3", "--dsa-decode-backend", "fa3"], "fa3 decode reads", id="fa3-fp8-cache"),
+        pytest.param(["--kv-cache-dtype", "fp8_e4m3", "--dsa-decode-backend", "fa3"], "fa3 decode cannot read a fp8 KV cache", id="fa3-fp8-cache"),
         pytest.param(["--kv-cache-dtype", "fp8_e5m2"], "does not support --kv-cache-dtype 'fp8_e5m2'", id="kv-e5m2"),
         pytest.param(["--chunked-prefill-size", "100"], "multiple of the DSA page size 64", id="chunk-100"),
     ],
