@@ -153,3 +153,14 @@ def test_string_arguments_are_refused_by_the_template(tokenizer):
                 {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}]
     with pytest.raises(jinja2.TemplateError, match="mapping"):
         render(tokenizer, messages)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_raw_file_in_tokenizer_config_renders_the_same(tmp_path, tokenizer, seed):
+    # Shipped in tokenizer_config.json as is (the HF way, no sglang newline rewriting).
+    from transformers import AutoTokenizer
+
+    save_tokenizer(tmp_path, chat_template=pathlib.Path(templates.path("deepseek_v32.jinja")).read_text())
+    raw = AutoTokenizer.from_pretrained(str(tmp_path))
+    messages = random_conversation(random.Random(seed))
+    assert render(raw, messages, TOOLS, True) == render(tokenizer, messages, TOOLS, True)
