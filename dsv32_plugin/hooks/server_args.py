@@ -72,7 +72,7 @@ def _extend_backend_flags(_result: None, parser: argparse.ArgumentParser) -> Non
         action = next(a for a in parser._actions if a.dest == dest)
         ours = list(BACKENDS) + (list(HOST_ALIASES) if dest == "dsa_prefill_backend" else [])
         action.choices = list(action.choices) + [c for c in ours if c not in action.choices]
-        action.help = f"{action.help} dsv32-plugin backends: {', '.join(BACKENDS)} (see docs/attention.md)."
+        action.help = f"{action.help or ''} dsv32-plugin backends: {', '.join(BACKENDS)} (docs/attention.md)."
         parser.add_argument(
             alias,
             dest=dest,
