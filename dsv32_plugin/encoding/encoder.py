@@ -20,6 +20,7 @@ model; ``add_generation_prompt=False`` leaves them off the last message.
 
 Deliberate differences, all on input the official encoder rejects or mangles:
 ``content=None`` renders as "" (official: the text "None" for user/tool turns);
+``arguments=None`` renders as a call without arguments;
 tool-call ``arguments`` may be a dict as well as a JSON string; an assistant turn
 after the last user with neither reasoning nor tool calls renders an empty
 reasoning in thinking mode (official: exception); invalid conversations raise
@@ -166,7 +167,9 @@ def _render_tool_calls(calls: Iterable[Any], index: int) -> str:
 
 
 def _arguments(raw: Any, index: int) -> dict:
-    """Tool-call arguments as a dict: a JSON object string or a dict."""
+    """Tool-call arguments as a dict: a JSON object string or a dict (``None``: no arguments)."""
+    if raw is None:
+        return {}
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)

@@ -160,6 +160,12 @@ def test_system_response_format():
     assert encode_messages(messages) == expected
 
 
+def test_missing_arguments_render_an_empty_invoke():
+    messages = [{"role": "assistant", "tool_calls": [call("f", None)]}]
+    assert encode_messages(messages) == encode_messages([{"role": "assistant", "tool_calls": [call("f", {})]}])
+    assert '<｜DSML｜invoke name="f">\n\n</｜DSML｜invoke>' in encode_messages(messages)
+
+
 def test_none_content_renders_empty():
     messages = [{"role": "user", "content": None}, {"role": "assistant", "content": None}]
     assert encode_messages(messages) == BOS + U + A + "</think>" + EOS

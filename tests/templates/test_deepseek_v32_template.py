@@ -124,6 +124,13 @@ def test_request_tools_without_system_message(tokenizer):
     assert rendered.startswith("<｜begin▁of▁sentence｜>\n\n## Tools\n\n")
 
 
+def test_null_content_and_arguments(tokenizer):
+    messages = [{"role": "user", "content": None},
+                {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f", "arguments": None}}]},
+                {"role": "tool", "content": None}]
+    assert render(tokenizer, messages, thinking=True) == encode_messages(messages, thinking=True)
+
+
 def test_thinking_defaults_off(tokenizer):
     messages = [{"role": "user", "content": "q"}]
     assert render(tokenizer, messages).endswith("<｜Assistant｜></think>")
