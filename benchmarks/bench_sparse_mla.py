@@ -43,6 +43,24 @@ def ms(fn) -> float:
     return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
 
 
+def graph_ms(fn, calls=50) -> float:
+    """Per-call time of ``calls`` launches replayed from one CUDA graph (no launch overhead, L2 warm)."""
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    graph.replay()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(10):
+        graph.replay()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / (10 * calls)
+
+
 def rel_l2(a, b) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30)).item()
 
@@ -65,10 +83,10 @@ def prefill_inputs(T, S, H=128, topk=2048, seed=0):
     g = torch.Generator(device=DEVICE).manual_seed(seed)
     q = torch.randn(T, H, D_QK, device=DEVICE, generator=g).bfloat16()
     kv = torch.randn(S, D_QK, device=DEVICE, generator=g).bfloat16()
-    idx = torch.empty(T, topk, dtype=torch.int32, device=DEVICE)
+    idx = torch.full((T, topk), -1, dtype=torch.int32, device=DEVICE)  # context < topk: -1 padded
     for t0 in range(0, T, 512):  # distinct random rows per token
         n = min(512, T - t0)
-        idx[t0 : t0 + n] = torch.rand(n, S, device=DEVICE, generator=g).topk(min(topk, S), dim=1).indices.int()
+        idx[t0 : t0 + n, : min(topk, S)] = torch.rand(n, S, device=DEVICE, generator=g).topk(min(topk, S), dim=1).indices.int()
     return q, kv, idx
 
 
@@ -199,7 +217,7 @@ def time_prefill(T, S, configs):
 
 
 @section
-def time_decode(B, H, fp8, configs, s_q=1):
+def time_decode(B, H, fp8, configs, s_q=1, graph_configs=()):
     q, cache, idx = decode_inputs(B, H, fp8, s_q=s_q)
     rows, topk = B * s_q, idx.shape[-1]
     row_bytes = 656 if fp8 else 2 * D_QK
@@ -234,22 +252,14 @@ def time_decode(B, H, fp8, configs, s_q=1):
         used = c or default_config(rows, H, topk, q.device, split=True)
         record("decode_fp8" if fp8 else "decode_bf16", f"B={B} s_q={s_q} H={H} topk={topk}", t, peer,
                flop=flop, nbytes=nbytes, config=str(used), note=("default" if c is None else "sweep") + "; " + note)
-    if B == 1:  # launch-bound: also time 50 calls replayed from one CUDA graph
-        sparse_mla_decode(q, cache, idx, SM_SCALE)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            for _ in range(50):
-                sparse_mla_decode(q, cache, idx, SM_SCALE)
-        graph.replay()
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(10):
-            graph.replay()
-        end.record()
-        torch.cuda.synchronize()
-        record("decode_fp8_graph" if fp8 else "decode_bf16_graph", f"B=1 H={H} (graph replay, L2 warm)",
-               start.elapsed_time(end) / 500, None, note="per call, 50 calls per graph")
+    if B == 1:  # launch-bound: time both from CUDA graphs, as the server replays decode
+        peer_g = None if peer is None else graph_ms(call)
+        for c in [None, *graph_configs]:
+            t = graph_ms(lambda: sparse_mla_decode(q, cache, idx, SM_SCALE, config=c))
+            used = c or default_config(rows, H, topk, q.device, split=True)
+            record(("decode_fp8" if fp8 else "decode_bf16") + "_graph", f"B=1 s_q=1 H={H} topk={topk}", t, peer_g,
+                   flop=flop, nbytes=nbytes, config=str(used),
+                   note=("default" if c is None else "sweep") + "; CUDA-graph replay, L2 warm; " + note)
 
 
 @section
@@ -307,20 +317,24 @@ def main():
         for B, H, fp8, s_q in ((4, 128, True, 2), (3, 16, True, 1), (2, 128, False, 3), (5, 64, False, 1)):
             check_decode(B, H, fp8, s_q)
         check_cuda_graph()
-    prefill_sweep = [LaunchConfig(64, 32, 8, 3), LaunchConfig(64, 32, 8, 2), LaunchConfig(64, 64, 8, 3),
-                     LaunchConfig(64, 64, 8, 1), LaunchConfig(64, 128, 8, 1)]
+    prefill_sweep = [LaunchConfig(64, 64, 8, 2, lazy_rescale=True), LaunchConfig(64, 64, 8, 2, warp_specialize=True),
+                     LaunchConfig(64, 64, 16, 2), LaunchConfig(64, 64, 16, 2, lazy_rescale=True),
+                     LaunchConfig(64, 64, 8, 3, lazy_rescale=True)]
     for S in (8192, 65536):
         time_prefill(4096, S, prefill_sweep if S == 8192 else [])
     sweeps = {  # (B, H): extra configs timed beside the default
-        (32, 128): [LaunchConfig(64, 64, 8, 2, 4), LaunchConfig(64, 32, 8, 2, 2), LaunchConfig(64, 32, 8, 3, 2)],
-        (128, 128): [LaunchConfig(64, 32, 8, 2, 1), LaunchConfig(64, 32, 8, 3, 1), LaunchConfig(64, 64, 8, 1, 1),
-                     LaunchConfig(64, 64, 8, 2, 2)],
-        (128, 16): [LaunchConfig(16, 32, 4, 2, 1), LaunchConfig(16, 32, 4, 2, 2), LaunchConfig(16, 64, 4, 2, 4),
-                    LaunchConfig(16, 64, 4, 3, 4)],
+        (32, 128): [LaunchConfig(64, 64, 8, 2, 2, lazy_rescale=True), LaunchConfig(64, 64, 16, 2, 2)],
+        (128, 128): [LaunchConfig(64, 64, 8, 2, 1, lazy_rescale=True), LaunchConfig(64, 64, 16, 2, 1),
+                     LaunchConfig(64, 64, 16, 2, 1, lazy_rescale=True), LaunchConfig(64, 64, 8, 2, 1, warp_specialize=True)],
+        (128, 16): [LaunchConfig(16, 32, 4, 2, 2, lazy_rescale=True), LaunchConfig(16, 64, 8, 2, 2),
+                    LaunchConfig(16, 32, 4, 3, 2)],
     }
+    graph_sweeps = {128: [LaunchConfig(64, 64, 8, 2, 8), LaunchConfig(64, 64, 8, 2, 16), LaunchConfig(64, 32, 8, 2, 32),
+                          LaunchConfig(64, 64, 8, 2, 16, lazy_rescale=True)],
+                    16: [LaunchConfig(16, 32, 4, 2, 16), LaunchConfig(16, 64, 4, 2, 32)]}
     for B in (1, 32, 128):
         for H in (128, 16):
-            time_decode(B, H, True, sweeps.get((B, H), []))
+            time_decode(B, H, True, sweeps.get((B, H), []), graph_configs=graph_sweeps[H] if B == 1 else ())
     for B in (32, 128):
         time_decode(B, 128, False, [])
         time_decode(B, 16, False, [])
@@ -331,7 +345,7 @@ def main():
         json.dump(RESULTS, f, indent=1)
     print("\nsection        shape                          ours_ms  flashmla_ms ratio  TFLOP/s  GB/s  note")
     for r in RESULTS:
-        if "ours_ms" in r and r.get("note", "").startswith("default") or r.get("section", "").endswith("graph"):
+        if "shape" in r and r.get("note", "").startswith("default"):
             ratio = r.get("ratio_ours_over_flashmla_time")
             print(f"{r['section']:<14} {r['shape']:<30} {r['ours_ms']:8.4f} {r['flashmla_ms'] or float('nan'):10.4f} "
                   f"{ratio or float('nan'):5.2f} {r.get('ours_tflops', float('nan')):8.1f} "

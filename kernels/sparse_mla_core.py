@@ -34,14 +34,14 @@ _LN2 = math.log(2.0)
 @triton.jit
 def _sparse_mla_fwd_kernel(
     q_ptr, stride_qr, stride_qh,  # q [rows, H, D_V + D_ROPE]
-    kv_ptr, stride_kv_page, stride_kv_tok, page_size, num_slots,  # pages [P, page_size, W]
+    kv_ptr, stride_kv_page, stride_kv_tok, num_slots,  # pages [P, PAGE_SIZE, W]
     idx_ptr, stride_ir, len_ptr, topk, tokens_per_split,  # indices [rows, topk], lengths [rows]
     out_ptr, stride_or, stride_os, stride_oh,  # out [rows, (splits,) H, D_V]
     lse_ptr, stride_lr, stride_ls,  # lse [rows, (splits,) H]
     n_heads, n_head_blocks, qk_scale_log2,
-    HAS_LENGTH: tl.constexpr, KV_FP8: tl.constexpr,
+    HAS_LENGTH: tl.constexpr, KV_FP8: tl.constexpr, PAGE_SIZE: tl.constexpr,
     D_V: tl.constexpr, D_ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
-    DOT_FP32: tl.constexpr,
+    LAZY_RESCALE: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, DOT_FP32: tl.constexpr,
 ):
     pid = tl.program_id(0)
     row = pid // n_head_blocks
@@ -63,12 +63,12 @@ def _sparse_mla_fwd_kernel(
     m_i = tl.full([BLOCK_H], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_H], tl.float32)
     acc = tl.zeros([BLOCK_H, D_V], tl.float32)
-    for start in range(lo, hi, BLOCK_N):
+    for start in tl.range(lo, hi, BLOCK_N, warp_specialize=WARP_SPECIALIZE):
         offs = start + tl.arange(0, BLOCK_N)
         slot = tl.load(idx_row + offs, mask=offs < hi, other=-1)
         valid = (slot >= 0) & (slot < num_slots)
-        page = (slot // page_size).to(tl.int64)
-        row_ptr = kv_ptr + page * stride_kv_page + (slot - page * page_size) * stride_kv_tok
+        page = (slot // PAGE_SIZE).to(tl.int64)
+        row_ptr = kv_ptr + page * stride_kv_page + (slot % PAGE_SIZE) * stride_kv_tok
         if KV_FP8:
             k_nope, k_rope = load_kv_fp8_rows(row_ptr, valid, D_V, D_ROPE, BLOCK_N)
         else:
@@ -78,13 +78,25 @@ def _sparse_mla_fwd_kernel(
         s = tl.dot(q_nope, tl.trans(k_nope))
         s = tl.dot(q_rope, tl.trans(dot_operand(k_rope, DOT_FP32)), s)
         s = tl.where(valid[None, :], s * qk_scale_log2, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with nothing valid yet
-        alpha = tl.exp2(m_i - m_use)
-        p = tl.exp2(s - m_use[:, None])
-        l_i = l_i * alpha + tl.sum(p, axis=1)
-        acc = tl.dot(dot_operand(p, DOT_FP32), k_nope, acc * alpha[:, None])
-        m_i = m_new
+        m_blk = tl.max(s, axis=1)
+        if LAZY_RESCALE:
+            # Keep a stale row max until a block beats it by 2^8 (p <= 256 is still exact
+            # enough in bf16/fp32): the accumulator is rescaled in few steps, not every one.
+            if tl.sum((m_blk > m_i + 8.0).to(tl.int32), axis=0) > 0:
+                m_new = tl.maximum(m_i, m_blk)
+                alpha = tl.exp2(m_i - tl.where(m_new == float("-inf"), 0.0, m_new))
+                acc = acc * alpha[:, None]
+                l_i = l_i * alpha
+                m_i = m_new
+        else:
+            m_new = tl.maximum(m_i, m_blk)
+            alpha = tl.exp2(m_i - tl.where(m_new == float("-inf"), 0.0, m_new))
+            acc = acc * alpha[:, None]
+            l_i = l_i * alpha
+            m_i = m_new
+        p = tl.exp2(s - tl.where(m_i == float("-inf"), 0.0, m_i)[:, None])  # rows with nothing valid yet: 0
+        l_i += tl.sum(p, axis=1)
+        acc = tl.dot(dot_operand(p, DOT_FP32), k_nope, acc)
 
     has_any = l_i > 0.0
     out = acc / tl.where(has_any, l_i, 1.0)[:, None]
@@ -101,31 +113,31 @@ def _combine_splits_kernel(
     out_ptr, stride_or, stride_oh,  # out [rows, H, D_V]
     lse_ptr, stride_lr,  # lse [rows, H]
     n_heads, n_splits,
-    D_V: tl.constexpr, BLOCK_H: tl.constexpr,
+    SPLITS_P2: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
+    """One program per (row, head block, BLOCK_D slice of d_v): out = sum_s w_s out_s, w = softmax(lse_s)."""
     row = tl.program_id(0).to(tl.int64)
     heads = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    cols = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
     head_ok = heads < n_heads
-    m = tl.full([BLOCK_H], float("-inf"), tl.float32)
-    for s in range(n_splits):
-        m = tl.maximum(m, tl.load(plse_ptr + row * stride_plr + s * stride_pls + heads, mask=head_ok, other=float("-inf")))
+    splits = tl.arange(0, SPLITS_P2)
+    lse_rows = plse_ptr + row * stride_plr + splits[:, None] * stride_pls + heads[None, :]
+    all_lse = tl.load(lse_rows, mask=(splits[:, None] < n_splits) & head_ok[None, :], other=float("-inf"))
+    m = tl.max(all_lse, axis=0)
     m_use = tl.where(m == float("-inf"), 0.0, m)
-    total = tl.zeros([BLOCK_H], tl.float32)
-    acc = tl.zeros([BLOCK_H, D_V], tl.float32)
+    total = tl.sum(tl.exp(all_lse - m_use[None, :]), axis=0)
+    acc = tl.zeros([BLOCK_H, BLOCK_D], tl.float32)
+    parts = part_ptr + row * stride_pr + heads[:, None] * stride_ph + cols[None, :]
     for s in range(n_splits):
         w = tl.exp(tl.load(plse_ptr + row * stride_plr + s * stride_pls + heads, mask=head_ok, other=float("-inf")) - m_use)
-        part = tl.load(
-            part_ptr + row * stride_pr + s * stride_ps + heads[:, None] * stride_ph + tl.arange(0, D_V)[None, :],
-            mask=head_ok[:, None], other=0.0,
-        )
-        total += w
-        acc += w[:, None] * part
+        acc += w[:, None] * tl.load(parts + s * stride_ps, mask=head_ok[:, None], other=0.0)
     has_any = total > 0.0
     out = acc / tl.where(has_any, total, 1.0)[:, None]
-    lse = tl.where(has_any, m_use + tl.log(tl.where(has_any, total, 1.0)), float("-inf"))
-    tl.store(out_ptr + row * stride_or + heads[:, None] * stride_oh + tl.arange(0, D_V)[None, :],
+    tl.store(out_ptr + row * stride_or + heads[:, None] * stride_oh + cols[None, :],
              out.to(out_ptr.dtype.element_ty), mask=head_ok[:, None])
-    tl.store(lse_ptr + row * stride_lr + heads, lse, mask=head_ok)
+    if tl.program_id(2) == 0:
+        lse = tl.where(has_any, m_use + tl.log(tl.where(has_any, total, 1.0)), float("-inf"))
+        tl.store(lse_ptr + row * stride_lr + heads, lse, mask=head_ok)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +149,8 @@ class LaunchConfig:
     num_warps: int
     num_stages: int
     num_splits: int = 1
+    lazy_rescale: bool = False
+    warp_specialize: bool = False
 
 
 @functools.lru_cache(maxsize=None)
@@ -211,22 +225,24 @@ def sparse_mla_forward(
     num_pages, page_size, _ = kv_pages.shape
     _sparse_mla_fwd_kernel[(rows * n_head_blocks, splits)](
         q, q.stride(0), q.stride(1),
-        kv_pages, kv_pages.stride(0), kv_pages.stride(1), page_size, num_pages * page_size,
+        kv_pages, kv_pages.stride(0), kv_pages.stride(1), num_pages * page_size,
         indices, indices.stride(0), indices if topk_length is None else topk_length, topk, tokens_per_split,
         part, *part_strides,
         part_lse, *lse_strides,
         n_heads, n_head_blocks, sm_scale / _LN2,
-        HAS_LENGTH=topk_length is not None, KV_FP8=kv_fp8,
-        D_V=d_v, D_ROPE=d_rope, BLOCK_H=c.block_h, BLOCK_N=c.block_n, DOT_FP32=dot_fp32(),
+        HAS_LENGTH=topk_length is not None, KV_FP8=kv_fp8, PAGE_SIZE=page_size,
+        D_V=d_v, D_ROPE=d_rope, BLOCK_H=c.block_h, BLOCK_N=c.block_n,
+        LAZY_RESCALE=c.lazy_rescale, WARP_SPECIALIZE=c.warp_specialize, DOT_FP32=dot_fp32(),
         num_warps=c.num_warps, num_stages=c.num_stages,
     )
     if splits > 1:
-        combine_h = 16
-        _combine_splits_kernel[(rows, triton.cdiv(n_heads, combine_h))](
+        block_h, block_d = 16, min(d_v, 128)
+        _combine_splits_kernel[(rows, triton.cdiv(n_heads, block_h), d_v // block_d)](
             part, part.stride(0), part.stride(1), part.stride(2),
             part_lse, part_lse.stride(0), part_lse.stride(1),
             out, out.stride(0), out.stride(1),
             lse, lse.stride(0),
-            n_heads, splits, D_V=d_v, BLOCK_H=combine_h, num_warps=4,
+            n_heads, splits, SPLITS_P2=triton.next_power_of_2(splits), BLOCK_H=block_h, BLOCK_D=block_d,
+            num_warps=4,
         )
     return out, lse
