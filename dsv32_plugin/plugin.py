@@ -31,12 +31,25 @@ STEPS: tuple[str, ...] = (
 _registered = False
 
 
+def _ensure_log_handler() -> None:
+    # The host calls register() before it configures logging (launch_server's
+    # main, the scheduler's first line), so INFO lines would be dropped; the
+    # plugin's logger prints its own lines, once, in every process.
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def register() -> None:
     """Install every step once; never raises."""
     global _registered
     if _registered:
         return
     _registered = True
+    _ensure_log_handler()
     logger.info(
         "dsv32-plugin %s registering in %s (pid %d)",
         __version__,

@@ -1,9 +1,12 @@
 """Record of every host touch made in this process.
 
-Two kinds of touch exist:
+Kinds of touch:
 
-* ``set_entry`` -- write one key of a host registry (a dict or a list the host
-  reads by name, e.g. ``ModelRegistry.models`` or ``ToolCallParserEnum``).
+* ``set_entry`` / ``append_name`` -- write one key of a host registry (a dict or
+  a list the host reads by name, e.g. ``ModelRegistry.models`` or
+  ``ToolCallParserEnum``); also ``sys.modules`` for the CPU ``sgl_kernel`` stand-in.
+* ``prepend_path`` -- put a plugin-owned directory first on ``sys.path`` (only the
+  CPU stand-in does, so that spawned host processes import it before registering).
 * ``hook`` -- register a ``HookRegistry`` hook (BEFORE/AFTER/AROUND/REPLACE) on
   a dotted target; the host applies it after all plugins ran.
 
@@ -52,6 +55,18 @@ def append_name(target: str, names: list, name: str, *, why: str, undo: str) -> 
     if name not in names:
         names.append(name)
     _record(HostTouch(f"{target}[{name}]", "entry", why, undo))
+
+
+def prepend_path(directory: str, *, label: str, why: str, undo: str) -> None:
+    """Insert ``directory`` at the front of ``sys.path`` unless present; recorded as ``sys.path[label]``.
+
+    ``label`` names the directory independently of where the plugin is installed.
+    """
+    import sys
+
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    _record(HostTouch(f"sys.path[{label}]", "entry", why, undo))
 
 
 def hook(target: str, fn: Callable, hook_type: str, *, why: str, undo: str) -> None:

@@ -1,0 +1,112 @@
+"""Start a stock ``python -m sglang.launch_server`` on CPU, outside the repo, and stop it cleanly.
+
+The server runs in its own session (process group): when a host child dies,
+sglang kills its whole group, which must never include pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+READY_TIMEOUT_S = 300  # ~40 s on the 2-core dev box; CI machines may be slower
+STOP_TIMEOUT_S = 30
+CPU_FLAGS = ("--device", "cpu", "--attention-backend", "torch_native", "--disable-cuda-graph",
+             "--skip-server-warmup", "--max-total-tokens", "4096")
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def post(self, path: str, body: dict, timeout: float = 120) -> tuple[int, dict]:
+        req = urllib.request.Request(self.url + path, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"{}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=5) as resp:
+            return resp.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(STOP_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def launch(model: Path, workdir: Path, *extra: str):
+    """Yield a ready ``Server``; on exit kill its process group and wait for it."""
+    port = free_port()
+    log = workdir / f"server-{port}.log"
+    env = dict(os.environ, SGLANG_USE_CPU_ENGINE="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model),
+           "--host", "127.0.0.1", "--port", str(port), *CPU_FLAGS, *extra]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not _healthy(server.url):
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode} before ready:\n{server.log_text()[-6000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready after {READY_TIMEOUT_S} s:\n{server.log_text()[-6000:]}")
+            time.sleep(1)
+        yield server
+    finally:
+        _stop(process)
+
+
+def live_group_members(pgid: int, wait_s: float = 10) -> list[int]:
+    """Pids of the group's processes that are still running (zombies awaiting reaping don't count)."""
+    import psutil
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        live = []
+        for proc in psutil.process_iter(["status"]):
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                    live.append(proc.pid)
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.5)
