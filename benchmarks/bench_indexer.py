@@ -38,6 +38,19 @@ def bench(fn, rep_ms=200):
     return triton.testing.do_bench(fn, warmup=25, rep=rep_ms, return_mode="median") * 1e-3
 
 
+def topk_matches_torch(scores, starts, ends, out, rows):
+    """On sampled rows: the chosen scores equal torch.topk's as multisets (ties may pick other columns)."""
+    for r in rows:
+        s, e = int(starts[r]), int(ends[r])
+        want = torch.topk(scores[r, s:e], min(TOPK, e - s)).values.sort().values
+        got = out[r][out[r] >= 0].long()
+        if not ((got >= s) & (got < e)).all() or got.unique().numel() != got.numel():
+            return False
+        if not torch.equal(scores[r, got].sort().values, want):
+            return False
+    return True
+
+
 def ceilings():
     n = 4 << 30
     src = torch.randint(0, 255, (n,), dtype=torch.uint8, device="cuda")
@@ -58,9 +71,10 @@ def fp8_queries(shape, gen):
     return q, weights
 
 
-PREFILL_CONFIGS = [  # (block_t, block_s, num_warps, num_stages)
-    (1, 128, 8, 3), (2, 128, 8, 3), (2, 128, 8, 4), (4, 128, 8, 3), (2, 64, 4, 4), (4, 64, 4, 3), (2, 256, 8, 3),
+PREFILL_CONFIGS = [  # (block_t, block_s, num_warps, num_stages); first = the default
+    (4, 64, 4, 3), (4, 64, 4, 4), (8, 64, 4, 3), (4, 128, 8, 3), (2, 64, 4, 3), (8, 64, 8, 3),
 ]
+PREFILL_TOPK_CONFIGS = [(2048, 8), (4096, 8), (1024, 4), (2048, 4)]  # (block, num_warps)
 
 
 def bench_prefill(gen, quick):
@@ -84,18 +98,22 @@ def bench_prefill(gen, quick):
     best = min((r for r in rows if "error" not in r), key=lambda r: r["logits_ms"])
     cfg = best["config"]
     write_prefill_logits(q, k, k_scale, weights, start, end, logits, 0, num_q, **cfg)
+    topk_sweep = [{"block": b, "num_warps": w, "ms": bench(lambda: topk_rows(logits, start, end, TOPK, block=b, num_warps=w)) * 1e3}
+                  for b, w in PREFILL_TOPK_CONFIGS]
     topk_s = bench(lambda: topk_rows(logits, start, end, TOPK))
+    exact = topk_matches_torch(logits, start, end, topk_rows(logits, start, end, TOPK), range(0, num_q, 97))
     total_s = bench(lambda: indexer_topk_prefill(q, k, k_scale, weights, start, end, TOPK, **cfg), rep_ms=500)
     torch_topk_s = bench(lambda: torch.topk(logits[:, : num_k - num_q], TOPK, dim=1, sorted=False))
     return {
         "shape": f"T={num_q} S={num_k} H={HEADS} D={DIM} topk={TOPK} causal tail",
         "valid_pairs": float((end - start).sum()), "flops": flops, "sweep": rows, "best_config": cfg,
+        "topk_sweep": topk_sweep, "topk_exact_vs_torch": exact,
         "logits_ms": best["logits_ms"], "topk_ms": topk_s * 1e3, "total_ms": total_s * 1e3,
         "useful_TFLOPs": flops / total_s / 1e12, "torch_topk_ms_same_rows": torch_topk_s * 1e3,
     }
 
 
-DECODE_CONFIGS = [(64, 4, 3), (64, 4, 4), (128, 8, 3), (128, 4, 3)]  # (block_s, num_warps, num_stages)
+DECODE_CONFIGS = [(128, 4, 3), (128, 4, 4), (64, 4, 3), (256, 8, 3)]  # (block_s, num_warps, num_stages); first = default
 
 
 def bench_decode(gen, context, copy_gbps, quick, batch=64):
@@ -124,6 +142,7 @@ def bench_decode(gen, context, copy_gbps, quick, batch=64):
     write_decode_logits(q, cache, weights, seq_lens, page_table, logits, **cfg)
     zeros = torch.zeros(batch, dtype=torch.int32, device="cuda")
     topk_s = bench(lambda: topk_rows(logits, zeros, seq_lens, TOPK))
+    exact = topk_matches_torch(logits, zeros, seq_lens, topk_rows(logits, zeros, seq_lens, TOPK), range(0, batch, 7))
     total_s = bench(lambda: indexer_topk_decode(q, cache, weights, seq_lens, page_table, TOPK, **cfg))
     graph = torch.cuda.CUDAGraph()
     indexer_topk_decode(q, cache, weights, seq_lens, page_table, TOPK, **cfg)
@@ -134,7 +153,7 @@ def bench_decode(gen, context, copy_gbps, quick, batch=64):
     gbps = must_read / graph_s / 1e9
     return {
         "shape": f"B={batch} s_q=1 context={context} H={HEADS} D={DIM} topk={TOPK}",
-        "must_read_bytes": must_read, "sweep": rows, "best_config": cfg,
+        "must_read_bytes": must_read, "sweep": rows, "best_config": cfg, "topk_exact_vs_torch": exact,
         "logits_us": best["logits_us"], "topk_us": topk_s * 1e6, "total_us": total_s * 1e6,
         "graph_total_us": graph_s * 1e6, "achieved_GBps": gbps, "fraction_of_copy_bw": gbps / copy_gbps,
         "torch_topk_us_same_rows": torch_topk_s * 1e6,
@@ -147,7 +166,7 @@ def bench_topk_single_row(gen):
     zero = torch.zeros(1, dtype=torch.int32, device="cuda")
     end = torch.full((1,), cols, dtype=torch.int32, device="cuda")
     rows = []
-    for block, warps in [(2048, 8), (4096, 16), (8192, 16), (16384, 16), (16384, 32)]:
+    for block, warps in [(2048, 8), (4096, 8), (4096, 16), (8192, 16), (16384, 32)]:
         graph = torch.cuda.CUDAGraph()
         topk_rows(scores, zero, end, TOPK, block=block, num_warps=warps)
         with torch.cuda.graph(graph):
@@ -159,7 +178,9 @@ def bench_topk_single_row(gen):
         torch.topk(scores, TOPK, dim=1, sorted=False)
     torch_us = bench(graph.replay) * 1e6
     best = min(rows, key=lambda r: r["graph_us"])
+    out = topk_rows(scores, zero, end, TOPK, block=best["block"], num_warps=best["num_warps"])
     return {"shape": f"B=1 n={cols} topk={TOPK}", "sweep": rows, "best_us": best["graph_us"], "best": best,
+            "exact_vs_torch": topk_matches_torch(scores, zero, end, out, [0]),
             "torch_topk_graph_us": torch_us}
 
 
@@ -212,12 +233,15 @@ def main():
     print(f"{'copy bandwidth (GB/s)':58s} {result['ceilings']['copy_GBps']:12.0f}")
     print(f"{'torch FP8 GEMM 8192^3 (TFLOP/s)':58s} {result['ceilings']['fp8_gemm_TFLOPs']:12.0f}")
     print(f"{'prefill ' + p['shape'] + ' useful TFLOP/s':58s} {p['useful_TFLOPs']:12.0f}  >= 600")
-    print(f"{'  total / logits / top-k ms':58s} {p['total_ms']:.3f} / {p['logits_ms']:.3f} / {p['topk_ms']:.3f}")
+    print(f"{'  total / logits / top-k ms (top-k exact vs torch)':58s} {p['total_ms']:.3f} / {p['logits_ms']:.3f} / "
+          f"{p['topk_ms']:.3f} ({p['topk_exact_vs_torch']})")
     for d in result["decode"]:
         print(f"{'decode ' + d['shape'] + ' us':58s} {d['graph_total_us']:12.1f}  bw {d['fraction_of_copy_bw']:.2f} of copy (>= 0.5)")
-        print(f"{'  logits / top-k us; torch.topk us':58s} {d['logits_us']:.1f} / {d['topk_us']:.1f}; {d['torch_topk_us_same_rows']:.1f}")
+        print(f"{'  logits / top-k us; torch.topk us (exact)':58s} {d['logits_us']:.1f} / {d['topk_us']:.1f}; "
+              f"{d['torch_topk_us_same_rows']:.1f} ({d['topk_exact_vs_torch']})")
     tk = result["topk_single_row"]
-    print(f"{'top-k 2048 of 16K, B=1 (graph) us':58s} {tk['best_us']:12.1f}  <= 20 (torch.topk {tk['torch_topk_graph_us']:.1f})")
+    print(f"{'top-k 2048 of 16K, B=1 (graph) us':58s} {tk['best_us']:12.1f}  <= 20 (torch.topk "
+          f"{tk['torch_topk_graph_us']:.1f}; exact {tk['exact_vs_torch']})")
     print(f"total bench seconds {result['seconds']:.0f}")
 
 

@@ -56,7 +56,7 @@ def _decode_logits_kernel(
             tl.store(out_rows + tok[:, None], scores, mask=tok_ok[:, None] & (rows[None, :] < s_q))
 
 
-def indexer_topk_decode(q, k_cache, weights, seq_lens, page_table, topk: int = 2048, block_s: int = 64,
+def indexer_topk_decode(q, k_cache, weights, seq_lens, page_table, topk: int = 2048, block_s: int = 128,
                         num_warps: int = 4, num_stages: int = 3) -> torch.Tensor:
     """Top-k positions per (request, verify position) (same contract as the reference).
 
@@ -64,7 +64,8 @@ def indexer_topk_decode(q, k_cache, weights, seq_lens, page_table, topk: int = 2
     ``[B, s_q, H]`` fp32; seq_lens ``[B]`` int (cached tokens incl. the s_q new
     ones); page_table ``[B, max_pages]`` int32 page ids. Position i of request b
     sees ``[0, seq_lens[b] - s_q + i + 1)``. Returns int32 ``[B, s_q, topk]``
-    positions within the request, valid first, -1 padded.
+    positions within the request, valid first, -1 padded. The block/warp arguments
+    are tuning knobs; the defaults won the H200 sweep (docs/perf.md).
     """
     if q.dim() != 4 or q.dtype != torch.float8_e4m3fn:
         raise ValueError(f"q must be float8_e4m3fn [B, s_q, H, D], got {q.dtype} {tuple(q.shape)}")
@@ -89,7 +90,7 @@ def indexer_topk_decode(q, k_cache, weights, seq_lens, page_table, topk: int = 2
     return out.view(batch, s_q, topk)
 
 
-def write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits, block_s=64, num_warps=4, num_stages=3) -> None:
+def write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits, block_s=128, num_warps=4, num_stages=3) -> None:
     """Scores into ``logits [B * s_q, max_pages * 64]``: row ``b * s_q + i``, column = position,
     for positions < min(seq_lens[b], max_pages * 64). Inputs as ``indexer_topk_decode``."""
     batch, s_q, num_heads, dim = q.shape

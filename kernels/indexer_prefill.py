@@ -68,8 +68,8 @@ def _check_inputs(q, k, k_scale, weights, k_start, k_end):
         raise ValueError("k_start and k_end must be [T]")
 
 
-def indexer_topk_prefill(q, k, k_scale, weights, k_start, k_end, topk: int = 2048, block_t: int = 2,
-                         block_s: int = 128, num_warps: int = 8, num_stages: int = 3) -> torch.Tensor:
+def indexer_topk_prefill(q, k, k_scale, weights, k_start, k_end, topk: int = 2048, block_t: int = 4,
+                         block_s: int = 64, num_warps: int = 4, num_stages: int = 3) -> torch.Tensor:
     """Top-k key positions per query row (same contract as the reference).
 
     q ``[T, H, D]`` fp8 e4m3, k ``[S, D]`` fp8 e4m3, k_scale ``[S]`` fp32, weights
@@ -77,7 +77,7 @@ def indexer_topk_prefill(q, k, k_scale, weights, k_start, k_end, topk: int = 204
     int: row t attends ``[k_start[t], k_end[t])`` (clamped to ``[0, S]``). Returns
     int32 ``[T, topk]`` absolute positions in k, valid first, -1 padded; a range of
     at most topk keys returns all of it; an empty range gives a row of -1.
-    The block/warp arguments are tuning knobs (benchmarks sweep them).
+    The block/warp arguments are tuning knobs; the defaults won the H200 sweep (docs/perf.md).
     """
     _check_inputs(q, k, k_scale, weights, k_start, k_end)
     device = check_launchable(q, k, k_scale, weights, k_start, k_end)
@@ -100,8 +100,8 @@ def indexer_topk_prefill(q, k, k_scale, weights, k_start, k_end, topk: int = 204
     return out
 
 
-def write_prefill_logits(q, k, k_scale, weights, starts, ends, logits, row0, rows, block_t=2, block_s=128,
-                         num_warps=8, num_stages=3) -> None:
+def write_prefill_logits(q, k, k_scale, weights, starts, ends, logits, row0, rows, block_t=4, block_s=64,
+                         num_warps=4, num_stages=3) -> None:
     """Scores of query rows ``[row0, row0 + rows)`` into ``logits[r - row0, s]`` for s in each row's range.
 
     Inputs as ``indexer_topk_prefill`` after its checks (contiguous; starts/ends int32).

@@ -13,6 +13,7 @@ if not torch.cuda.is_available():  # CPU CI: Triton kernels run in the interpret
 
 from indexer_topk_checks import assert_topk_row  # noqa: E402
 
+from dsv32_plugin.kernels import topk  # noqa: E402
 from dsv32_plugin.kernels.topk import topk_rows  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -34,32 +35,39 @@ def _scores(kind, cols, gen):
         x = torch.tensor([8.0, 8.0, 4.0, 4.0, 2.0, 2.0]).repeat(cols // 6 + 1)[:cols]
     elif kind == "negative":
         x = -x.abs() - 1
+    elif kind == "sample-adversarial":  # the sampled columns are the smallest: bounds miss, streaming select
+        x = x.abs() + 10
+        x[torch.arange(topk.topk_sample_size(cols)) * cols // topk.topk_sample_size(cols)] = -5.0
     return x
 
 
 @pytest.mark.parametrize(
-    "kind, cols, topk, block",
+    "kind, cols, k, block",
     [pytest.param("random", 300, 16, None, id="random-one-block"),
      pytest.param("random", 2500, 64, 512, id="random-five-blocks"),
      pytest.param("ties", 700, 40, 256, id="ties"),
      pytest.param("all-equal", 200, 33, None, id="all-equal"),
      pytest.param("nan-inf-zeros", 400, 50, 128, id="nan-inf-zeros"),
      pytest.param("threshold-bin-whole", 60, 20, None, id="threshold-bin-whole"),
-     pytest.param("negative", 257, 256, None, id="negative-topk-just-below-count")],
+     pytest.param("negative", 257, 256, None, id="negative-topk-just-below-count"),
+     pytest.param("sample-adversarial", 300, 20, 128, id="sample-adversarial-streaming-fallback"),
+     pytest.param("random", 4500, 100, 1024, id="long-row-sampled-bounds")],
 )
-def test_topk_rows_selects_a_best_set(kind, cols, topk, block):
-    gen = torch.Generator().manual_seed(cols + topk)
+def test_topk_rows_selects_a_best_set(kind, cols, k, block):
+    gen = torch.Generator().manual_seed(cols + k)
     rows = 4
     scores = torch.stack([_scores(kind, cols, gen) for _ in range(rows)])
     if kind == "threshold-bin-whole":
         scores[:] = scores[0]
     starts = torch.tensor([0, 3, cols // 3, 0], dtype=torch.int32)
+    if kind == "sample-adversarial":
+        starts[:] = 0  # the sample is taken relative to the range start
     ends = torch.tensor([cols, cols - 1, cols, cols], dtype=torch.int32)
-    out = topk_rows(scores.to(DEVICE), starts.to(DEVICE), ends.to(DEVICE), topk, block=block).cpu()
-    assert out.shape == (rows, topk) and out.dtype == torch.int32
+    out = topk_rows(scores.to(DEVICE), starts.to(DEVICE), ends.to(DEVICE), k, block=block).cpu()
+    assert out.shape == (rows, k) and out.dtype == torch.int32
     ranked = torch.nan_to_num(scores, nan=-torch.inf)  # NaN ranks lowest
     for r in range(rows):
-        assert_topk_row(out[r], ranked[r], starts[r], ends[r], topk, atol=0, rtol=0)
+        assert_topk_row(out[r], ranked[r], starts[r], ends[r], k, atol=0, rtol=0)
 
 
 def test_short_empty_and_inverted_ranges_need_no_scores():
