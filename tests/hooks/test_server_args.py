@@ -191,10 +191,10 @@ CHILD = textwrap.dedent(
     import pickle, sys
     from sglang.srt.plugins import load_plugins
     load_plugins()  # what run_scheduler_process does first
-    from sglang.srt.runtime_context import publish
+    from sglang.srt.runtime_context import get_exec, publish
     from dsv32_plugin.attention.dispatch import configured_backends
     publish(pickle.load(open(sys.argv[1], "rb")), role="scheduler")
-    print("CONFIGURED", *configured_backends())
+    print("CONFIGURED", get_exec().kernel.attention_backend, *configured_backends())
     """
 )
 
@@ -209,7 +209,7 @@ def test_backends_reach_a_child_process(host, tiny_v32, tmp_path, monkeypatch):
         [sys.executable, "-c", CHILD, str(blob)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "CONFIGURED torch triton" in done.stdout
+    assert "CONFIGURED dsa torch triton" in done.stdout
 
 
 STOCK = textwrap.dedent(
