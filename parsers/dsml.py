@@ -148,6 +148,7 @@ class DsmlScanner:
             self._state = _INVOKE_TAG
         else:
             self._prose.before_markup(before)
+            self._flush_prose()  # one text event per side of dropped markup
         return True
 
     def _block(self, eof: bool) -> bool:

@@ -23,12 +23,16 @@ def find_first(text: str, markers: Sequence[str]) -> tuple[int, str]:
 
 def partial_tail(text: str, markers: Sequence[str]) -> int:
     """Length of the longest suffix of ``text`` that is a proper prefix of a marker."""
+    window = len(text) - (max(map(len, markers)) - 1)
     longest = 0
-    for marker in markers:
-        for n in range(min(len(text), len(marker) - 1), longest, -1):
-            if marker.startswith(text[-n:]):
-                longest = n
+    for first in {marker[0] for marker in markers}:
+        at = text.find(first, max(window, 0))
+        while at != -1 and len(text) - at > longest:
+            tail = text[at:]
+            if any(len(m) > len(tail) and m.startswith(tail) for m in markers):
+                longest = len(tail)
                 break
+            at = text.find(first, at + 1)
     return longest
 
 

@@ -94,6 +94,7 @@ class V31Scanner:
             self._state = _NAME
         else:
             self._prose.before_markup(before)
+            self._flush_prose()  # one text event per side of dropped markup
         return True
 
     def _block(self, eof: bool) -> bool:
