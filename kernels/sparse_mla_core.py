@@ -41,7 +41,7 @@ def _sparse_mla_fwd_kernel(
     n_heads, n_head_blocks, qk_scale_log2,
     HAS_LENGTH: tl.constexpr, KV_FP8: tl.constexpr, PAGE_SIZE: tl.constexpr,
     D_V: tl.constexpr, D_ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
-    LAZY_RESCALE: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, DOT_FP32: tl.constexpr,
+    DOT_FP32: tl.constexpr,
 ):
     pid = tl.program_id(0)
     row = pid // n_head_blocks
@@ -63,7 +63,7 @@ def _sparse_mla_fwd_kernel(
     m_i = tl.full([BLOCK_H], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_H], tl.float32)
     acc = tl.zeros([BLOCK_H, D_V], tl.float32)
-    for start in tl.range(lo, hi, BLOCK_N, warp_specialize=WARP_SPECIALIZE):
+    for start in range(lo, hi, BLOCK_N):
         offs = start + tl.arange(0, BLOCK_N)
         slot = tl.load(idx_row + offs, mask=offs < hi, other=-1)
         valid = (slot >= 0) & (slot < num_slots)
@@ -78,22 +78,11 @@ def _sparse_mla_fwd_kernel(
         s = tl.dot(q_nope, tl.trans(k_nope))
         s = tl.dot(q_rope, tl.trans(dot_operand(k_rope, DOT_FP32)), s)
         s = tl.where(valid[None, :], s * qk_scale_log2, float("-inf"))
-        m_blk = tl.max(s, axis=1)
-        if LAZY_RESCALE:
-            # Keep a stale row max until a block beats it by 2^8 (p <= 256 is still exact
-            # enough in bf16/fp32): the accumulator is rescaled in few steps, not every one.
-            if tl.sum((m_blk > m_i + 8.0).to(tl.int32), axis=0) > 0:
-                m_new = tl.maximum(m_i, m_blk)
-                alpha = tl.exp2(m_i - tl.where(m_new == float("-inf"), 0.0, m_new))
-                acc = acc * alpha[:, None]
-                l_i = l_i * alpha
-                m_i = m_new
-        else:
-            m_new = tl.maximum(m_i, m_blk)
-            alpha = tl.exp2(m_i - tl.where(m_new == float("-inf"), 0.0, m_new))
-            acc = acc * alpha[:, None]
-            l_i = l_i * alpha
-            m_i = m_new
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        alpha = tl.exp2(m_i - tl.where(m_new == float("-inf"), 0.0, m_new))  # 0 while nothing was valid
+        acc = acc * alpha[:, None]
+        l_i = l_i * alpha
+        m_i = m_new
         p = tl.exp2(s - tl.where(m_i == float("-inf"), 0.0, m_i)[:, None])  # rows with nothing valid yet: 0
         l_i += tl.sum(p, axis=1)
         acc = tl.dot(dot_operand(p, DOT_FP32), k_nope, acc)
@@ -149,8 +138,6 @@ class LaunchConfig:
     num_warps: int
     num_stages: int
     num_splits: int = 1
-    lazy_rescale: bool = False
-    warp_specialize: bool = False
 
 
 @functools.lru_cache(maxsize=None)
@@ -174,7 +161,9 @@ def default_config(q_rows: int, n_heads: int, topk: int, device: torch.device, s
     if split:
         programs = q_rows * triton.cdiv(n_heads, block_h)
         slots = _sm_count(device.index or 0) * (1 if block_h == 64 else 4)
-        num_splits = max(1, min(slots // programs, triton.cdiv(topk, block_n)))
+        # a small head block's step is cheap: below 128 indices a split costs more to merge than it saves
+        min_split = block_n if block_h == 64 else 128
+        num_splits = max(1, min(slots // programs, triton.cdiv(topk, min_split)))
     return LaunchConfig(block_h, block_n, num_warps, 2, num_splits)
 
 
@@ -232,7 +221,7 @@ def sparse_mla_forward(
         n_heads, n_head_blocks, sm_scale / _LN2,
         HAS_LENGTH=topk_length is not None, KV_FP8=kv_fp8, PAGE_SIZE=page_size,
         D_V=d_v, D_ROPE=d_rope, BLOCK_H=c.block_h, BLOCK_N=c.block_n,
-        LAZY_RESCALE=c.lazy_rescale, WARP_SPECIALIZE=c.warp_specialize, DOT_FP32=dot_fp32(),
+        DOT_FP32=dot_fp32(),
         num_warps=c.num_warps, num_stages=c.num_stages,
     )
     if splits > 1:
