@@ -38,8 +38,9 @@ from dsv32_plugin.hooks import ledger
 
 logger = logging.getLogger("dsv32_plugin")
 
-# Architectures whose DSA arguments the plugin resolves (with index_topk set).
-SERVED_ARCHITECTURES = ("DeepseekV32ForCausalLM", "DeepseekV3ForCausalLM")
+# Architectures whose DSA arguments the plugin resolves (with index_topk set): the
+# ones whose model and DSA backend the plugin builds (hooks/models.py, hooks/attention.py).
+SERVED_ARCHITECTURES = ("DeepseekV32ForCausalLM",)
 
 _BACKEND_FLAGS = {
     "dsa_prefill_backend": "--nsa-prefill-backend",
@@ -49,7 +50,7 @@ _SOURCE = "dsv32_plugin.hooks.server_args"
 
 
 def serves(hf_config: Any) -> bool:
-    """True for a DeepSeek-V3.2 checkpoint (DeepSeek arch with ``index_topk``)."""
+    """True for a DeepSeek-V3.2 checkpoint (``DeepseekV32ForCausalLM`` with ``index_topk``)."""
     from sglang.srt.configs.model_config import is_deepseek_dsa
 
     archs = getattr(hf_config, "architectures", None) or [None]
