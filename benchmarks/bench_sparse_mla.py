@@ -178,8 +178,8 @@ def check_cuda_graph():
 
 
 # ---------------------------------------------------------------- timings
-def record(kind, shape, ours, peer, flop=None, nbytes=None, config=None, note=""):
-    row = {"section": kind, "shape": shape, "ours_ms": ours, "flashmla_ms": peer,
+def record(kind, shape, ours, peer, flop=None, nbytes=None, config=None, note="", max_diff_vs_default=None):
+    row = {"section": kind, "shape": shape, "ours_ms": ours, "flashmla_ms": peer, "max_diff_vs_default": max_diff_vs_default,
            "ratio_ours_over_flashmla_time": None if peer is None else ours / peer, "config": config, "note": note}
     if flop:
         row["ours_tflops"] = flop / ours / 1e9
@@ -199,15 +199,17 @@ def time_prefill(T, S, configs):
     if flash_mla is not None:
         peer = ms(lambda: flash_mla.flash_mla_sparse_fwd(q, kv.unsqueeze(1), idx.unsqueeze(1), SM_SCALE, D_V,
                                                          use_legacy=True))
+    base = sparse_mla_prefill(q, kv, idx, SM_SCALE)[0]
     for c in [None, *configs]:
         try:
+            diff = (sparse_mla_prefill(q, kv, idx, SM_SCALE, config=c)[0].float() - base.float()).abs().max().item()
             t = ms(lambda: sparse_mla_prefill(q, kv, idx, SM_SCALE, config=c))
         except Exception as exc:  # noqa: BLE001 - e.g. out of shared memory for a sweep point
             print(f"prefill config {c}: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         used = c or default_config(T, 128, idx.shape[1], q.device, split=False)
         record("prefill", f"T={T} S={S} H=128 topk=2048", t, peer, flop=flop, config=str(used),
-               note="default" if c is None else "sweep")
+               note="default" if c is None else "sweep", max_diff_vs_default=diff)
 
 
 @section
@@ -241,8 +243,10 @@ def time_decode(B, H, fp8, configs, s_q=1):
                 torch.cuda.synchronize()
                 peer = ms(call)
                 note += f" (eager: graph capture failed: {type(exc).__name__})"
+    base = sparse_mla_decode(q, cache, idx, SM_SCALE)[0]
     for c in [None, *configs]:
         try:
+            diff = (sparse_mla_decode(q, cache, idx, SM_SCALE, config=c)[0].float() - base.float()).abs().max().item()
             t = graph_ms(lambda: sparse_mla_decode(q, cache, idx, SM_SCALE, config=c))
         except Exception as exc:  # noqa: BLE001
             print(f"decode config {c}: {type(exc).__name__}: {str(exc)[:200]}")
@@ -251,7 +255,8 @@ def time_decode(B, H, fp8, configs, s_q=1):
         if c is None:
             note += f"; eager (launch cost included) {ms(lambda: sparse_mla_decode(q, cache, idx, SM_SCALE)) * 1e3:.1f} us"
         record("decode_fp8" if fp8 else "decode_bf16", f"B={B} s_q={s_q} H={H} topk={topk}", t, peer,
-               flop=flop, nbytes=nbytes, config=str(used), note=("default" if c is None else "sweep") + "; " + note)
+               flop=flop, nbytes=nbytes, config=str(used), note=("default" if c is None else "sweep") + "; " + note,
+               max_diff_vs_default=diff)
 
 
 @section
@@ -279,6 +284,7 @@ def sanitize():
         idx[..., 1::11] = cache.shape[0] * PAGE + 1
         sparse_mla_decode(q, cache, idx, SM_SCALE)
         sparse_mla_decode(q, cache, idx, SM_SCALE, config=LaunchConfig(min(H, 64), 32, 4, 2, 3))
+        sparse_mla_decode(q, cache, idx, SM_SCALE, config=LaunchConfig(min(H, 64), 64, 8, 3, 2, prefetch_indices=True))
     kv = torch.randn(100, D_QK, device=DEVICE).bfloat16()
     dequantize_kv_fp8(quantize_kv_fp8(kv))
     slots = torch.arange(100, device=DEVICE) * 3 - 20
@@ -310,19 +316,22 @@ def main():
             check_decode(B, H, fp8, s_q)
         check_cuda_graph()
     for S in (8192, 65536):
-        time_prefill(4096, S, [LaunchConfig(64, 64, 8, 3)] if S == 65536 else [])
+        time_prefill(4096, S, [LaunchConfig(64, 64, 8, 2, prefetch_indices=True), LaunchConfig(64, 64, 8, 3, prefetch_indices=True)]
+                     + ([LaunchConfig(64, 64, 8, 3)] if S == 65536 else []))
     sweeps = {  # (B, H): extra configs timed beside the default
         (1, 128): [LaunchConfig(64, 64, 8, 2, 16), LaunchConfig(64, 64, 8, 3, 32)],
         (1, 16): [LaunchConfig(16, 64, 4, 2, 32), LaunchConfig(16, 32, 4, 2, 32)],
         (32, 128): [LaunchConfig(64, 64, 8, 3, 2), LaunchConfig(64, 64, 8, 2, 4), LaunchConfig(64, 64, 8, 2, 1)],
-        (128, 128): [LaunchConfig(64, 64, 8, 3, 1), LaunchConfig(64, 64, 8, 2, 2)],
-        (128, 16): [LaunchConfig(16, 32, 4, 3, 2), LaunchConfig(16, 64, 4, 2, 2), LaunchConfig(16, 32, 4, 2, 8)],
+        (128, 128): [LaunchConfig(64, 64, 8, 3, 1), LaunchConfig(64, 64, 8, 2, 1, prefetch_indices=True),
+                     LaunchConfig(64, 64, 8, 3, 1, prefetch_indices=True)],
+        (128, 16): [LaunchConfig(16, 32, 4, 3, 2), LaunchConfig(16, 64, 4, 2, 2), LaunchConfig(16, 32, 4, 2, 8),
+                    LaunchConfig(16, 32, 4, 3, 2, prefetch_indices=True)],
     }
     for B in (1, 32, 128):
         for H in (128, 16):
             time_decode(B, H, True, sweeps.get((B, H), []))
     for B in (32, 128):
-        time_decode(B, 128, False, [])
+        time_decode(B, 128, False, [LaunchConfig(64, 64, 8, 2, 1 if B == 128 else 2, prefetch_indices=True)])
         time_decode(B, 16, False, [])
     time_decode(32, 128, True, [], s_q=2)
     kernel_report()

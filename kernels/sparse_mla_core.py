@@ -41,7 +41,7 @@ def _sparse_mla_fwd_kernel(
     n_heads, n_head_blocks, qk_scale_log2,
     HAS_LENGTH: tl.constexpr, KV_FP8: tl.constexpr, PAGE_SIZE: tl.constexpr,
     D_V: tl.constexpr, D_ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
-    DOT_FP32: tl.constexpr,
+    PREFETCH_IDX: tl.constexpr, DOT_FP32: tl.constexpr,
 ):
     pid = tl.program_id(0)
     row = pid // n_head_blocks
@@ -63,9 +63,18 @@ def _sparse_mla_fwd_kernel(
     m_i = tl.full([BLOCK_H], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_H], tl.float32)
     acc = tl.zeros([BLOCK_H, D_V], tl.float32)
+    if PREFETCH_IDX:
+        slot_next = tl.load(idx_row + lo + tl.arange(0, BLOCK_N), mask=lo + tl.arange(0, BLOCK_N) < hi, other=-1)
     for start in range(lo, hi, BLOCK_N):
-        offs = start + tl.arange(0, BLOCK_N)
-        slot = tl.load(idx_row + offs, mask=offs < hi, other=-1)
+        if PREFETCH_IDX:
+            # indices of the next block are loaded one step ahead, so the gather addresses
+            # are loop-carried and the pipeliner can start the next gather early
+            slot = slot_next
+            offs_next = start + BLOCK_N + tl.arange(0, BLOCK_N)
+            slot_next = tl.load(idx_row + offs_next, mask=offs_next < hi, other=-1)
+        else:
+            offs = start + tl.arange(0, BLOCK_N)
+            slot = tl.load(idx_row + offs, mask=offs < hi, other=-1)
         valid = (slot >= 0) & (slot < num_slots)
         page = (slot // PAGE_SIZE).to(tl.int64)
         row_ptr = kv_ptr + page * stride_kv_page + (slot % PAGE_SIZE) * stride_kv_tok
@@ -138,6 +147,7 @@ class LaunchConfig:
     num_warps: int
     num_stages: int
     num_splits: int = 1
+    prefetch_indices: bool = False
 
 
 @functools.lru_cache(maxsize=None)
@@ -221,7 +231,7 @@ def sparse_mla_forward(
         n_heads, n_head_blocks, sm_scale / _LN2,
         HAS_LENGTH=topk_length is not None, KV_FP8=kv_fp8, PAGE_SIZE=page_size,
         D_V=d_v, D_ROPE=d_rope, BLOCK_H=c.block_h, BLOCK_N=c.block_n,
-        DOT_FP32=dot_fp32(),
+        PREFETCH_IDX=c.prefetch_indices, DOT_FP32=dot_fp32(),
         num_warps=c.num_warps, num_stages=c.num_stages,
     )
     if splits > 1:

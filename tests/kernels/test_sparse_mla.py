@@ -232,7 +232,7 @@ DECODE_KERNEL_CASES = [
 def test_decode_kernel_matches_reference(seed, B, s_q, H, d_v, d_rope, page_size, num_pages, topk, fp8, zero_tiles, splits):
     q, cache, idx, length = decode_case(seed, B, s_q, H, d_v, d_rope, page_size, num_pages, topk, fp8, zero_tiles)
     want = ref.sparse_mla_decode(q, cache, idx, 0.13, d_v=d_v, topk_length=length)
-    config = None if splits is None else LaunchConfig(16, 16, 4, 1, splits)
+    config = None if splits is None else LaunchConfig(16, 16, 4, 1, splits, prefetch_indices=splits == 3)
     out, lse = sparse_mla_decode(
         q.to(DEVICE), cache.to(DEVICE), idx.to(DEVICE), 0.13, d_v=d_v, topk_length=length.to(DEVICE), config=config
     )
