@@ -186,6 +186,23 @@ def test_other_models_on_cpu_are_untouched(host, tiny_llama):
     assert resolved["dsa_prefill_backend"] is None and resolved["dsa_decode_backend"] is None
 
 
+def test_other_dsa_architectures_are_left_to_the_host(host, tiny_v32, tmp_path):
+    import json
+    import shutil
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the host's own CPU failure")
+    other = tmp_path / "v3_with_index_topk"
+    shutil.copytree(tiny_v32, other)
+    config = json.loads((other / "config.json").read_text())
+    config["architectures"] = ["DeepseekV3ForCausalLM"]
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RuntimeError, match="NVIDIA driver"):
+        resolve(host, cpu_argv(str(other)))
+
+
 CHILD = textwrap.dedent(
     """
     import pickle, sys
