@@ -9,16 +9,17 @@ range are read, so the rest of a row may be uninitialised memory.
 One program per row. Scores are compared as uint32 keys whose unsigned order is
 the float order (NaN ranks as -inf):
 
-1. Bounds from a sample: sort ``SAMPLE`` evenly spaced keys and take the keys at
-   the sample ranks ``topk/n * SAMPLE -/+ (4 sigma + 4)`` as ``hi`` / ``lo``, so
-   the topk-th largest key very probably lies in ``[lo, hi]``.
+1. Bounds from a sample: from ``SAMPLE`` evenly spaced keys, the 16-bit key
+   prefixes at the sample ranks ``topk/n * SAMPLE -/+ (4 sigma + 4)`` (found with
+   two 256-bin histograms, widened to whole prefix buckets) give ``hi`` / ``lo``,
+   so the topk-th largest key very probably lies in ``[lo, hi]``.
 2. One pass over the row: keys above ``hi`` go straight to the output, keys in
    ``[lo, hi]`` (typically a few thousand) to a per-row candidate buffer, both
    compacted with one prefix sum.
 3. If the bounds held (fewer than topk above ``hi``, at least topk at or above
-   ``lo``, candidates fit), an exact radix select over the candidates in
-   registers finds the rest. Otherwise (adversarial or tie-heavy rows) a
-   streaming radix select over the whole row, one byte per pass, decides.
+   ``lo``, candidates fit), an exact radix select over the candidates finds the
+   rest (digits that ``lo`` and ``hi`` share need no pass). Otherwise
+   (adversarial or tie-heavy rows) the same radix select runs over the whole row.
 
 A radix select finds the key of the k-th largest element one byte at a time
 (most significant first) from a 256-bin histogram of the keys that still match
@@ -32,7 +33,7 @@ import triton.language as tl
 
 from ._triton_utils import check_launchable
 
-CANDIDATES = 4096  # candidate buffer per row (int64 each)
+CANDIDATES = 8192  # candidate buffer per row (int64 each)
 
 
 @triton.jit
@@ -61,67 +62,96 @@ def _emit(key, cols, valid, prefix, known, remaining, taken_above, seen_equal, o
     masked = key & known
     above = (valid & (masked > prefix)).to(tl.int32)
     equal = (valid & (masked == prefix)).to(tl.int32)
-    run = tl.cumsum(above + (equal << 16), 0)  # both prefix sums in one scan (blocks < 2^16)
+    flags = above + (equal << 16)  # both prefix sums in one scan (blocks < 2^16)
+    run = tl.cumsum(flags, 0)
     above_slot = taken_above + (run & 0xFFFF) - 1
     equal_rank = seen_equal + (run >> 16) - 1
     take = (above != 0) | ((equal != 0) & (equal_rank < remaining))
     slot = tl.where(above != 0, above_base + above_slot, equal_base + equal_rank)
     tl.store(out_ptr + slot, cols, mask=take)
-    return taken_above + tl.sum(above, 0), seen_equal + tl.sum(equal, 0)
+    total = tl.sum(flags, 0)
+    return taken_above + (total & 0xFFFF), seen_equal + (total >> 16)
 
 
 @triton.jit
-def _streaming_select(row_scores, row_out, start, end, TOPK: tl.constexpr, BLOCK: tl.constexpr):
-    """Exact top-k of the whole row by radix select, re-reading the row per byte."""
+def _keys_at(ptr, idx, inside, PACKED: tl.constexpr):
+    """(key, column) at ``idx``: fp32 scores of a row (column = idx), or packed candidates."""
+    if PACKED:
+        packed = tl.load(ptr + idx, mask=inside, other=0)
+        return (packed >> 32).to(tl.uint32), (packed & 0xFFFFFFFF).to(tl.int32)
+    else:
+        return radix_key(tl.load(ptr + idx, mask=inside, other=0.0)), idx
+
+
+@triton.jit
+def _radix_threshold(ptr, begin, end, need, lo, hi, PACKED: tl.constexpr, BLOCK: tl.constexpr):
+    """Digits (``prefix`` under mask ``known``) of the need-th largest key in ``[begin, end)``,
+    all keys in ``[lo, hi]``, and how many keys equal to it to take (``remaining``)."""
     offs = tl.arange(0, BLOCK)
-    prefix = tl.zeros((), tl.uint32)  # digits of the threshold key found so far
-    known = tl.zeros((), tl.uint32)  # mask of those digits
-    remaining = tl.full((), TOPK, tl.int32)  # how many still to take at or below the prefix
-    bin_count = tl.full((), -1, tl.int32)
-    for p in tl.static_range(4):
-        if bin_count != remaining:  # else the threshold bin is taken whole: done
-            shift = 24 - 8 * p
-            hist = tl.zeros([256], tl.int32)
-            for c in range(start, end, BLOCK):
-                cols = c + offs
-                inside = cols < end
-                key = radix_key(tl.load(row_scores + cols, mask=inside, other=0.0))
-                match = inside & ((key & known) == prefix)
-                hist += tl.histogram(((key >> shift) & 0xFF).to(tl.int32), 256, mask=match)
-            digit, bin_count, above = _pick_digit(hist, remaining)
-            remaining -= above
-            prefix |= digit.to(tl.uint32) << shift
-            known |= tl.full((), 0xFF, tl.uint32) << shift
-    taken_above = tl.zeros((), tl.int32)
-    seen_equal = tl.zeros((), tl.int32)
-    for c in range(start, end, BLOCK):
-        cols = c + offs
-        inside = cols < end
-        key = radix_key(tl.load(row_scores + cols, mask=inside, other=0.0))
-        taken_above, seen_equal = _emit(key, cols, inside, prefix, known, remaining, taken_above, seen_equal,
-                                        row_out, 0, TOPK - remaining)
-
-
-@triton.jit
-def _candidate_select(key, cols, valid, lo, hi, need, row_out, out_base):
-    """Exact top-``need`` of a register block of candidate keys, all in ``[lo, hi]``."""
     prefix = tl.zeros((), tl.uint32)
     known = tl.zeros((), tl.uint32)
     remaining = need
     bin_count = tl.full((), -1, tl.int32)
     for p in tl.static_range(4):
         shift = 24 - 8 * p
-        if bin_count != remaining:
-            if (lo >> shift) == (hi >> shift):  # every candidate has this digit: no histogram needed
+        if bin_count != remaining:  # else the threshold bin is taken whole: done
+            if (lo >> shift) == (hi >> shift):  # every key has this digit: no pass needed
                 prefix |= ((lo >> shift) & 0xFF) << shift
             else:
-                match = valid & ((key & known) == prefix)
-                hist = tl.histogram(((key >> shift) & 0xFF).to(tl.int32), 256, mask=match)
+                hist = tl.zeros([256], tl.int32)
+                for c in range(begin, end, BLOCK):
+                    idx = c + offs
+                    inside = idx < end
+                    key, _ = _keys_at(ptr, idx, inside, PACKED)
+                    match = inside & ((key & known) == prefix)
+                    hist += tl.histogram(((key >> shift) & 0xFF).to(tl.int32), 256, mask=match)
                 digit, bin_count, above = _pick_digit(hist, remaining)
                 remaining -= above
                 prefix |= digit.to(tl.uint32) << shift
             known |= tl.full((), 0xFF, tl.uint32) << shift
-    _emit(key, cols, valid, prefix, known, remaining, 0, 0, row_out, out_base, out_base + need - remaining)
+    return prefix, known, remaining
+
+
+@triton.jit
+def _select(ptr, begin, end, need, lo, hi, row_out, out_base, PACKED: tl.constexpr, BLOCK: tl.constexpr):
+    """Write the columns of the ``need`` largest keys of ``[begin, end)`` to ``row_out[out_base:]``."""
+    prefix, known, remaining = _radix_threshold(ptr, begin, end, need, lo, hi, PACKED, BLOCK)
+    offs = tl.arange(0, BLOCK)
+    taken_above = tl.zeros((), tl.int32)
+    seen_equal = tl.zeros((), tl.int32)
+    for c in range(begin, end, BLOCK):
+        idx = c + offs
+        inside = idx < end
+        key, col = _keys_at(ptr, idx, inside, PACKED)
+        taken_above, seen_equal = _emit(key, col, inside, prefix, known, remaining, taken_above, seen_equal,
+                                        row_out, out_base, out_base + need - remaining)
+
+
+@triton.jit
+def _sample_bounds(row_scores, start, count, TOPK: tl.constexpr, SAMPLE: tl.constexpr):
+    """Keys (lo, hi) around the expected threshold from SAMPLE evenly spaced keys:
+    the 16-bit key prefixes at sample ranks expect -/+ (4 sigma + 4), widened to whole buckets."""
+    ranks = tl.arange(0, SAMPLE)
+    keys = radix_key(tl.load(row_scores + start + (ranks.to(tl.int64) * count) // SAMPLE))
+    share = TOPK / count.to(tl.float32)
+    expect = share * SAMPLE
+    margin = 4.0 * tl.sqrt(expect * (1.0 - share)) + 4.0
+    rank_hi = tl.floor(expect - margin).to(tl.int32)  # descending ranks, 0 = largest
+    rank_lo = tl.ceil(expect + margin).to(tl.int32)
+    want_hi = tl.maximum(rank_hi, 0) + 1
+    want_lo = tl.minimum(rank_lo, SAMPLE - 1) + 1
+    top = (keys >> 24).to(tl.int32)
+    hist = tl.histogram(top, 256)
+    top_hi, _, above_hi = _pick_digit(hist, want_hi)
+    top_lo, _, above_lo = _pick_digit(hist, want_lo)
+    second = ((keys >> 16) & 0xFF).to(tl.int32)
+    next_hi, _, _ = _pick_digit(tl.histogram(second, 256, mask=top == top_hi), want_hi - above_hi)
+    next_lo, _, _ = _pick_digit(tl.histogram(second, 256, mask=top == top_lo), want_lo - above_lo)
+    hi = (top_hi.to(tl.uint32) << 24) | (next_hi.to(tl.uint32) << 16) | 0xFFFF
+    lo = (top_lo.to(tl.uint32) << 24) | (next_lo.to(tl.uint32) << 16)
+    hi = tl.where(rank_hi >= 0, hi, 0xFFFFFFFF).to(tl.uint32)
+    lo = tl.where(rank_lo < SAMPLE, lo, 0).to(tl.uint32)
+    return lo, hi
 
 
 @triton.jit
@@ -141,18 +171,8 @@ def _topk_row_kernel(
             i = c + offs
             tl.store(row_out + i, tl.where(i < count, start + i, -1), mask=i < TOPK)
     else:
-        # 1. bounds [lo, hi] on the threshold key from a sorted sample
-        ranks = tl.arange(0, SAMPLE)
-        sample = tl.load(row_scores + start + (ranks.to(tl.int64) * count) // SAMPLE)
-        sample = tl.sort(radix_key(sample), descending=True)
-        share = TOPK / count.to(tl.float32)
-        expect = share * SAMPLE
-        margin = 4.0 * tl.sqrt(expect * (1.0 - share)) + 4.0
-        rank_hi = tl.floor(expect - margin).to(tl.int32)
-        rank_lo = tl.ceil(expect + margin).to(tl.int32)
-        hi = tl.where(rank_hi >= 0, tl.max(tl.where(ranks == rank_hi, sample, 0), 0), 0xFFFFFFFF).to(tl.uint32)
-        lo = tl.where(rank_lo < SAMPLE, tl.max(tl.where(ranks == rank_lo, sample, 0), 0), 0).to(tl.uint32)
-        # 2. one pass: above hi -> output, within [lo, hi] -> candidates
+        lo, hi = _sample_bounds(row_scores, start, count, TOPK, SAMPLE)
+        # one pass: keys above hi -> output, keys in [lo, hi] -> candidates (key << 32 | column)
         row_cand = cand_ptr + row * CAND
         n_above = tl.zeros((), tl.int32)
         n_cand = tl.zeros((), tl.int32)
@@ -162,29 +182,27 @@ def _topk_row_kernel(
             key = radix_key(tl.load(row_scores + cols, mask=inside, other=0.0))
             above = (inside & (key > hi)).to(tl.int32)
             cand = (inside & (key >= lo) & (key <= hi)).to(tl.int32)
-            run = tl.cumsum(above + (cand << 16), 0)
+            flags = above + (cand << 16)
+            run = tl.cumsum(flags, 0)
             above_slot = n_above + (run & 0xFFFF) - 1
             cand_slot = n_cand + (run >> 16) - 1
             tl.store(row_out + above_slot, cols, mask=(above != 0) & (above_slot < TOPK))
             packed = (key.to(tl.int64) << 32) | cols.to(tl.int64)
             tl.store(row_cand + cand_slot, packed, mask=(cand != 0) & (cand_slot < CAND))
-            n_above += tl.sum(above, 0)
-            n_cand += tl.sum(cand, 0)
-        # 3. exact finish over the candidates, or the whole row if the bounds missed
+            total = tl.sum(flags, 0)
+            n_above += total & 0xFFFF
+            n_cand += total >> 16
         if (n_above <= TOPK) & (n_above + n_cand >= TOPK) & (n_cand <= CAND):
-            slots = tl.arange(0, CAND)
-            valid = slots < n_cand
-            packed = tl.load(row_cand + slots, mask=valid, other=0)
-            _candidate_select((packed >> 32).to(tl.uint32), (packed & 0xFFFFFFFF).to(tl.int32), valid,
-                              lo, hi, TOPK - n_above, row_out, n_above)
-        else:
-            _streaming_select(row_scores, row_out, start, end, TOPK, BLOCK)
+            _select(row_cand, 0, n_cand, TOPK - n_above, lo, hi, row_out, n_above, True, BLOCK)
+        else:  # the sample misled us (adversarial or tie-heavy row): exact select over the whole row
+            _select(row_scores, start, end, TOPK, tl.zeros((), tl.uint32), tl.full((), 0xFFFFFFFF, tl.uint32),
+                    row_out, 0, False, BLOCK)
 
 
 def topk_sample_size(num_cols: int) -> int:
     """Keys sampled per row for the bounds (short rows: a rough bound is enough,
     since all of a row fits the candidate buffer)."""
-    if num_cols <= CANDIDATES:
+    if num_cols <= 4096:
         return 64
     return 1024 if num_cols <= 65536 else 2048
 
@@ -204,7 +222,7 @@ def topk_rows(scores: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, to
     (clamped to ``[0, C]``). Returns int32 ``[R, topk]`` (or fills ``out``), valid
     columns first, -1 after; order among the valid ones is unspecified.
     ``block`` / ``num_warps`` override the launch configuration (tests, benchmarks).
-    Scratch: ``R x min(4096, C)`` int64 candidates.
+    Scratch: ``R x min(8192, C)`` int64 candidates.
     """
     check_launchable(scores, starts, ends)
     if scores.dtype != torch.float32 or scores.dim() != 2 or scores.stride(1) != 1:
@@ -218,7 +236,7 @@ def topk_rows(scores: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, to
         return out
     default_block, default_warps = topk_launch_config(num_rows, num_cols)
     block, warps = block or default_block, num_warps or default_warps
-    cand = max(256, min(CANDIDATES, triton.next_power_of_2(num_cols)))  # a row's candidates <= its length
+    cand = min(CANDIDATES, triton.next_power_of_2(num_cols))  # a row's candidates <= its length
     candidates = torch.empty(num_rows, cand, dtype=torch.int64, device=scores.device)
     _topk_row_kernel[(num_rows,)](
         scores, scores.stride(0), starts.int(), ends.int(), out, out.stride(0), candidates, num_cols,
