@@ -2,6 +2,7 @@
 
 import copy
 import difflib
+import inspect
 import json
 import pathlib
 
@@ -9,7 +10,14 @@ import pytest
 
 from dsv32_plugin.encoding import encode_messages
 
-intree = pytest.importorskip("sglang.srt.entrypoints.openai.encoding_dsv32")
+intree_module = pytest.importorskip("sglang.srt.entrypoints.openai.encoding_dsv32")
+
+
+def intree_encode(messages, thinking_mode):
+    # Resolved at call time: once the plugin's hook is applied in this process the module
+    # attribute is the plugin's wrapper (and the hook registry rebinds any module global
+    # that held the original), so unwrap to the in-tree function.
+    return inspect.unwrap(intree_module.encode_messages)(messages, thinking_mode)
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -27,7 +35,7 @@ NO_TOOLS = [
 @pytest.mark.parametrize("thinking", [False, True], ids=["chat", "thinking"])
 def test_same_as_intree_without_tools(thinking):
     mode = "thinking" if thinking else "chat"
-    assert encode_messages(NO_TOOLS, thinking=thinking) == intree.encode_messages(copy.deepcopy(NO_TOOLS), mode)
+    assert encode_messages(NO_TOOLS, thinking=thinking) == intree_encode(copy.deepcopy(NO_TOOLS), mode)
 
 
 def test_intree_tools_block_lacks_seven_blank_lines():
@@ -35,7 +43,7 @@ def test_intree_tools_block_lacks_seven_blank_lines():
     ours = encode_messages(sample["messages"], tools=sample["tools"], thinking=True)
     messages = copy.deepcopy(sample["messages"])
     messages[0]["tools"] = sample["tools"]
-    theirs = intree.encode_messages(messages, "thinking")
+    theirs = intree_encode(messages, "thinking")
     ops = [op for op in difflib.SequenceMatcher(None, theirs, ours, autojunk=False).get_opcodes() if op[0] != "equal"]
     assert [op[0] for op in ops] == ["insert"] * 7
     assert all(ours[j1:j2] == "\n" for _, _, _, j1, j2 in ops)

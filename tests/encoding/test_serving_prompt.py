@@ -6,7 +6,7 @@ tokenizer manager is a stand-in holding the tiny checkpoint's tokenizer.
 """
 
 import copy
-import json
+import inspect
 import types
 
 import pytest
@@ -137,7 +137,7 @@ def test_served_tools_prompt_differs_from_intree(tokenizer, plugin_hooks, monkey
                         chat_template_kwargs={"thinking": True})
     intree_messages = copy.deepcopy(AGENTIC)
     intree_messages[0]["tools"] = TOOLS
-    intree_text = encoding_dsv32.encode_messages.__wrapped__(intree_messages, thinking_mode="thinking")
+    intree_text = inspect.unwrap(encoding_dsv32.encode_messages)(intree_messages, thinking_mode="thinking")
     served = tokenizer.decode(ids)
     assert served != intree_text and served.count("\n") == intree_text.count("\n") + 7
 
