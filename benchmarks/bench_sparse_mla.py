@@ -251,7 +251,7 @@ def time_decode(B, H, fp8, configs, s_q=1):
         except Exception as exc:  # noqa: BLE001
             print(f"decode config {c}: {type(exc).__name__}: {str(exc)[:200]}")
             continue
-        used = c or default_config(rows, H, topk, q.device, split=True)
+        used = c or default_config(rows, H, topk, q.device, split=True, kv_fp8=fp8)
         if c is None:
             note += f"; eager (launch cost included) {ms(lambda: sparse_mla_decode(q, cache, idx, SM_SCALE)) * 1e3:.1f} us"
         record("decode_fp8" if fp8 else "decode_bf16", f"B={B} s_q={s_q} H={H} topk={topk}", t, peer,
@@ -264,6 +264,7 @@ def kernel_report():
     """Registers, spills, shared memory and whether wgmma is used, per compiled attention variant."""
     for device_cache in getattr(_sparse_mla_fwd_kernel, "device_caches", {}).values():
         for key, kernel in device_cache[0].items():
+            getattr(kernel, "_init_handles", lambda: None)()  # fills n_regs / n_spills
             ptx = kernel.asm.get("ptx", "")
             row = {"section": "kernel", "key": str(key)[:300], "n_regs": kernel.n_regs, "n_spills": kernel.n_spills,
                    "shared": kernel.metadata.shared, "num_warps": kernel.metadata.num_warps,
@@ -312,26 +313,17 @@ def main():
         check_kv_kernels()
         for S in (300, 8192):
             check_prefill(S)
-        for B, H, fp8, s_q in ((4, 128, True, 2), (3, 16, True, 1), (2, 128, False, 3), (5, 64, False, 1)):
+        for B, H, fp8, s_q in ((4, 128, True, 2), (3, 16, True, 1), (64, 128, True, 1), (96, 16, True, 1),
+                               (2, 128, False, 3), (5, 64, False, 1)):
             check_decode(B, H, fp8, s_q)
         check_cuda_graph()
     for S in (8192, 65536):
-        time_prefill(4096, S, [LaunchConfig(64, 64, 8, 2, prefetch_indices=True), LaunchConfig(64, 64, 8, 3, prefetch_indices=True)]
-                     + ([LaunchConfig(64, 64, 8, 3)] if S == 65536 else []))
-    sweeps = {  # (B, H): extra configs timed beside the default
-        (1, 128): [LaunchConfig(64, 64, 8, 2, 16), LaunchConfig(64, 64, 8, 3, 32)],
-        (1, 16): [LaunchConfig(16, 64, 4, 2, 32), LaunchConfig(16, 32, 4, 2, 32)],
-        (32, 128): [LaunchConfig(64, 64, 8, 3, 2), LaunchConfig(64, 64, 8, 2, 4), LaunchConfig(64, 64, 8, 2, 1)],
-        (128, 128): [LaunchConfig(64, 64, 8, 3, 1), LaunchConfig(64, 64, 8, 2, 1, prefetch_indices=True),
-                     LaunchConfig(64, 64, 8, 3, 1, prefetch_indices=True)],
-        (128, 16): [LaunchConfig(16, 32, 4, 3, 2), LaunchConfig(16, 64, 4, 2, 2), LaunchConfig(16, 32, 4, 2, 8),
-                    LaunchConfig(16, 32, 4, 3, 2, prefetch_indices=True)],
-    }
+        time_prefill(4096, S, [])
     for B in (1, 32, 128):
-        for H in (128, 16):
-            time_decode(B, H, True, sweeps.get((B, H), []))
+        for H in (128, 16):  # previous default beside the new one
+            time_decode(B, H, True, [LaunchConfig(64, 64, 8, 2, {1: 32, 32: 2, 128: 1}[B])] if H == 128 else [])
     for B in (32, 128):
-        time_decode(B, 128, False, [LaunchConfig(64, 64, 8, 2, 1 if B == 128 else 2, prefetch_indices=True)])
+        time_decode(B, 128, False, [])
         time_decode(B, 16, False, [])
     time_decode(32, 128, True, [], s_q=2)
     kernel_report()

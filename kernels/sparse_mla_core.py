@@ -155,12 +155,18 @@ def _sm_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def default_config(q_rows: int, n_heads: int, topk: int, device: torch.device, split: bool) -> LaunchConfig:
-    """Tiles from the head count; for decode (``split``) as many index splits as fit one wave.
+def default_config(
+    q_rows: int, n_heads: int, topk: int, device: torch.device, split: bool, kv_fp8: bool = False
+) -> LaunchConfig:
+    """Launch choice measured on an H200 (docs/perf.md); ``split`` for decode.
 
     A 64-head program fills an SM (its float32 accumulator takes half the register
-    file), smaller ones share it four ways; splits multiply the programs up to that
-    many but no further, because every split costs a float32 partial round trip.
+    file); 16/32-head programs share one two ways. Decode splits the index list to
+    fill that many programs but no more (each split costs a float32 partial round
+    trip), and never below 128 indices for small head blocks, whose steps are cheap.
+    FP8 rows take 57% of a bf16 row's shared memory, which leaves room for a third
+    pipeline stage; with the next indices prefetched a step ahead it pays off once a
+    program runs more than four steps (-8% at B=128), and costs a little in shorter loops.
     """
     block_h = min(64, max(16, triton.next_power_of_2(n_heads)))
     if interpreting():
@@ -170,11 +176,11 @@ def default_config(q_rows: int, n_heads: int, topk: int, device: torch.device, s
     num_splits = 1
     if split:
         programs = q_rows * triton.cdiv(n_heads, block_h)
-        slots = _sm_count(device.index or 0) * (1 if block_h == 64 else 4)
-        # a small head block's step is cheap: below 128 indices a split costs more to merge than it saves
+        slots = _sm_count(device.index or 0) * (1 if block_h == 64 else 2)
         min_split = block_n if block_h == 64 else 128
         num_splits = max(1, min(slots // programs, triton.cdiv(topk, min_split)))
-    return LaunchConfig(block_h, block_n, num_warps, 2, num_splits)
+    deep = kv_fp8 and triton.cdiv(topk, num_splits) > 4 * block_n
+    return LaunchConfig(block_h, block_n, num_warps, 3 if deep else 2, num_splits, prefetch_indices=deep)
 
 
 def check_dims(d_qk: int, d_v: int) -> int:

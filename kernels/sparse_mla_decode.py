@@ -48,6 +48,6 @@ def sparse_mla_decode(
     idx = indices.reshape(B * s_q, -1).to(torch.int32).contiguous()
     lengths = None if topk_length is None else topk_length.reshape(-1).to(torch.int32).contiguous()
     if config is None:
-        config = default_config(B * s_q, H, idx.shape[1], q.device, split=True)
+        config = default_config(B * s_q, H, idx.shape[1], q.device, split=True, kv_fp8=kv_fp8)
     out, lse = sparse_mla_forward(rows, pages, idx, lengths, sm_scale, d_v, kv_fp8, config)
     return out.reshape(B, s_q, H, d_v), lse.reshape(B, s_q, H)
