@@ -1,6 +1,7 @@
 """Lightning-indexer benchmarks on one GPU (issue 5 targets), printed as a table and saved as JSON.
 
     python benchmarks/bench_indexer.py [--out results.json] [--quick] [--sanitize]
+    python benchmarks/bench_indexer.py --plot results.json docs/perf_indexer.png   # no GPU needed
 
 Measured in one process, same inputs for every variant:
 - ceilings: device-to-device copy bandwidth (bytes read + written) and torch's
@@ -206,12 +207,62 @@ def sanitize_run():
     print("sanitize run: store_index_k, decode logits, prefill logits, topk_rows, positions_to_slots done")
 
 
+def plot(result_path, image_path):
+    """Bar charts of the measurements against the issue-5 targets (matplotlib, CPU)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(result_path) as f:
+        r = json.load(f)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    p = r["prefill"]
+    ax = axes[0]
+    vals = [p["flops"] / p["logits_ms"] / 1e9, p["useful_TFLOPs"], r["ceilings"]["fp8_gemm_TFLOPs"]]
+    ax.bar(["scores only", "scores + top-k", "torch FP8 GEMM\n8192^3"], vals, color=["#8ab", "#27a", "#bbb"])
+    ax.axhline(600, color="r", ls="--", label="target 600")
+    ax.set_ylabel("FP8 TFLOP/s (useful, causal)")
+    ax.set_title("indexer prefill T=4096 S=32768\n64 heads x 128, top-2048")
+    ax.legend()
+    ax = axes[1]
+    labels, total, scores_only = [], [], []
+    for d in r["decode"]:
+        ctx = d["shape"].split("context=")[1].split()[0]
+        labels.append(f"B=64, {int(ctx) // 1024}K")
+        total.append(d["fraction_of_copy_bw"])
+        scores_only.append(d["must_read_bytes"] / (d["logits_us"] * 1e-6) / 1e9 / r["ceilings"]["copy_GBps"])
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], scores_only, 0.4, label="scores only", color="#8ab")
+    ax.bar([i + 0.2 for i in x], total, 0.4, label="scores + top-k (graph)", color="#27a")
+    ax.axhline(0.5, color="r", ls="--", label="target 0.5")
+    ax.set_xticks(list(x), labels)
+    ax.set_ylabel(f"fraction of copy bandwidth ({r['ceilings']['copy_GBps']:.0f} GB/s)")
+    ax.set_title("indexer decode (132 B/token + q + weights)")
+    ax.set_ylim(0, 1.2)
+    ax.legend(fontsize=8, loc="upper left")
+    ax = axes[2]
+    tk = r["topk_single_row"]
+    ax.bar(["ours (best cfg)", "torch.topk"], [tk["best_us"], tk["torch_topk_graph_us"]], color=["#27a", "#bbb"])
+    ax.axhline(20, color="r", ls="--", label="target 20 us")
+    ax.set_ylabel("us (CUDA-graph replay)")
+    ax.set_title("top-2048 of 16K fp32, B=1")
+    ax.legend()
+    fig.suptitle(f"{r['device']}, torch {r['torch']}, triton {r['triton']}")
+    fig.tight_layout()
+    fig.savefig(image_path, dpi=110)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="bench_indexer.json")
     parser.add_argument("--quick", action="store_true", help="fewer configs")
     parser.add_argument("--sanitize", action="store_true")
+    parser.add_argument("--plot", nargs=2, metavar=("RESULTS_JSON", "IMAGE"), help="draw results, no GPU")
     args = parser.parse_args()
+    if args.plot:
+        plot(*args.plot)
+        return
     if args.sanitize:
         sanitize_run()
         return
