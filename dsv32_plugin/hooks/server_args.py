@@ -87,6 +87,7 @@ def _extend_backend_flags(_result: None, parser: argparse.ArgumentParser) -> Non
 
 
 def _no_cuda_capability(device=None) -> tuple[int, int]:
+    """What the CPU has for a CUDA compute capability: none, reported as (0, 0)."""
     return (0, 0)
 
 
