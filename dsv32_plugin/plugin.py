@@ -18,7 +18,7 @@ from dsv32_plugin import __version__
 logger = logging.getLogger("dsv32_plugin")
 
 # "module:function" strings, imported lazily so that a broken optional
-# dependency costs one log line and one step, never the whole plugin.
+# dependency costs one warning line and one step, never the whole plugin.
 STEPS: tuple[str, ...] = (
     "dsv32_plugin.hooks.cpu_fallbacks:install",
     "dsv32_plugin.hooks.parsers:install",
@@ -59,16 +59,11 @@ def register() -> None:
     for step in STEPS:
         module_name, func_name = step.split(":")
         try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # step not shipped in this build
-            logger.warning("dsv32-plugin: step %s skipped: %s", step, exc)
-            continue
-        except Exception as exc:  # a broken optional dependency of the host
-            logger.warning("dsv32-plugin: step %s skipped: %r", step, exc)
+            install = getattr(importlib.import_module(module_name), func_name)
+        except Exception as exc:  # e.g. a host module whose optional GPU dependency is broken
+            logger.warning("dsv32-plugin: step %s skipped: %s: %s", step, type(exc).__name__, exc)
             continue
         try:
-            getattr(module, func_name)()
+            install()
         except Exception as exc:
-            logger.warning("dsv32-plugin: step %s failed: %r", step, exc)
+            logger.warning("dsv32-plugin: step %s failed: %s: %s", step, type(exc).__name__, exc)

@@ -16,6 +16,7 @@ checked against it.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, MutableMapping
 
@@ -26,12 +27,16 @@ class HostTouch:
     kind: str  # "entry" or a HookType name
     why: str
     undo: str
+    module: str = ""  # the hooks module that made the touch (filled in by the ledger)
 
 
 TOUCHES: list[HostTouch] = []
 
 
 def _record(touch: HostTouch) -> None:
+    # frame 0 _record, 1 the ledger function, 2 the hooks module calling it
+    caller = sys._getframe(2).f_globals.get("__name__", "")
+    touch = HostTouch(touch.target, touch.kind, touch.why, touch.undo, caller)
     if touch not in TOUCHES:
         TOUCHES.append(touch)
 
@@ -62,8 +67,6 @@ def prepend_path(directory: str, *, label: str, why: str, undo: str) -> None:
 
     ``label`` names the directory independently of where the plugin is installed.
     """
-    import sys
-
     if directory not in sys.path:
         sys.path.insert(0, directory)
     _record(HostTouch(f"sys.path[{label}]", "entry", why, undo))

@@ -1,14 +1,13 @@
 """The CPU stand-in for sgl_kernel: same results as the host's Triton kernels, installed only when needed."""
 
-import json
 import os
 import pathlib
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
+from pyrun import last_json, run_python
 
 from dsv32_plugin.hooks import sgl_kernel_cpu
 from dsv32_plugin.hooks.cpu_fallbacks import SHIM_DIR
@@ -16,25 +15,10 @@ from dsv32_plugin.hooks.cpu_fallbacks import SHIM_DIR
 ORACLE = pathlib.Path(__file__).with_name("host_cpu_ops_oracle.py")
 
 
-def _run(code: str, cwd, **env) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter (no CUDA here, and no register() from pytest's process)."""
-    full_env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "SGLANG_USE_CPU_ENGINE")}
-    full_env.update(env)
-    script = pathlib.Path(cwd) / "script.py"
-    script.write_text(textwrap.dedent(code))
-    return subprocess.run([sys.executable, str(script)], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def _last_json(proc: subprocess.CompletedProcess) -> dict:
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def test_ops_match_the_host_triton_kernels(tmp_path):
     proc = subprocess.run([sys.executable, str(ORACLE)], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300, env=dict(os.environ, TRITON_INTERPRET="1"))
-    results = _last_json(proc)
+    results = last_json(proc)
     assert len(results) == 6 and all(results.values()), results
 
 
@@ -67,7 +51,7 @@ def test_unsupported_ops_say_what_they_are(name):
 
 
 def test_installed_without_cuda_and_seen_by_spawned_children(tmp_path):
-    result = _last_json(_run("""
+    result = last_json(run_python("""
         import json, multiprocessing as mp, sys
         import torch
         from dsv32_plugin.hooks import cpu_fallbacks, ledger
@@ -101,14 +85,14 @@ def test_installed_without_cuda_and_seen_by_spawned_children(tmp_path):
 
 
 def test_host_cpu_engine_modules_import_with_it(tmp_path):
-    proc = _run("""
+    proc = run_python("""
         from dsv32_plugin.hooks import cpu_fallbacks
         cpu_fallbacks.install()
         import sglang.srt.mem_cache.memory_pool, sglang.srt.mem_cache.allocation
         import sglang.kernels.ops.speculative.eagle
         print("{}")
     """, tmp_path, SGLANG_USE_CPU_ENGINE="1")
-    _last_json(proc)
+    last_json(proc)
 
 
 def _fake_sgl_kernel(root: pathlib.Path, init: str) -> pathlib.Path:
@@ -121,7 +105,7 @@ def _fake_sgl_kernel(root: pathlib.Path, init: str) -> pathlib.Path:
 
 def test_a_loading_sgl_kernel_is_left_alone(tmp_path):
     site = _fake_sgl_kernel(tmp_path / "site", "from sgl_kernel.version import __version__\nCPU_BUILD = True\n")
-    result = _last_json(_run("""
+    result = last_json(run_python("""
         import json, sgl_kernel
         from dsv32_plugin.hooks import cpu_fallbacks, ledger
         cpu_fallbacks.install()
@@ -134,7 +118,7 @@ def test_a_loading_sgl_kernel_is_left_alone(tmp_path):
 def test_a_cuda_only_sgl_kernel_is_replaced_with_one_log_line(tmp_path):
     site = _fake_sgl_kernel(tmp_path / "site", "import sgl_kernel.version\n"
                             "raise OSError('libcuda.so.1: cannot open shared object file')\n")
-    proc = _run("""
+    proc = run_python("""
         import json, logging, sys
         logging.basicConfig(level=logging.INFO)
         from dsv32_plugin.hooks import cpu_fallbacks
@@ -143,13 +127,13 @@ def test_a_cuda_only_sgl_kernel_is_replaced_with_one_log_line(tmp_path):
         print(json.dumps({"stand_in": getattr(sgl_kernel, "DSV32_PLUGIN_STAND_IN", False),
                           "stale": [m for m in sys.modules if m.startswith("sgl_kernel.")]}))
     """, tmp_path, PYTHONPATH=str(site))
-    assert _last_json(proc) == {"stand_in": True, "stale": []}
+    assert last_json(proc) == {"stand_in": True, "stale": []}
     lines = [ln for ln in proc.stderr.splitlines() if "sgl_kernel unavailable" in ln]
     assert len(lines) == 1 and "OSError: libcuda.so.1" in lines[0]
 
 
 def test_nothing_is_touched_when_cuda_is_available(tmp_path):
-    result = _last_json(_run("""
+    result = last_json(run_python("""
         import json, sys, torch
         torch.cuda.is_available = lambda: True
         from dsv32_plugin.hooks import cpu_fallbacks, ledger
