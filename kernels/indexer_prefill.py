@@ -88,7 +88,8 @@ def indexer_topk_prefill(q, k, k_scale, weights, k_start, k_end, topk: int = 204
         return out
     q, k = q.contiguous(), k.contiguous()
     k_scale, weights = k_scale.float().contiguous(), weights.float().contiguous()
-    starts, ends = k_start.int().contiguous(), k_end.int().contiguous()
+    starts = k_start.int().clamp(0, num_keys).contiguous()  # the scratch may be wider than S (S = 0)
+    ends = k_end.int().clamp(0, num_keys).contiguous()
     chunk = LOGITS_BUDGET_BYTES // (4 * max(1, num_keys)) // block_t * block_t
     chunk = min(max(block_t, chunk), triton.cdiv(num_tokens, block_t) * block_t)
     logits = torch.empty(chunk, max(1, num_keys), dtype=torch.float32, device=device)

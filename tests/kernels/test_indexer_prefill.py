@@ -80,6 +80,15 @@ def test_prefill_in_several_logit_chunks(monkeypatch):
         assert_topk_row(out[t], scores[t], max(int(start[t]), 0), min(int(end[t]), 90), 12, atol=1e-3)
 
 
+def test_prefill_with_no_keys_gives_minus_one():
+    q = torch.zeros(2, 4, 32).to(torch.float8_e4m3fn)
+    k = torch.zeros(0, 32).to(torch.float8_e4m3fn)
+    out = indexer_prefill.indexer_topk_prefill(q.to(DEVICE), k.to(DEVICE), torch.ones(0, device=DEVICE),
+                                               torch.ones(2, 4, device=DEVICE), torch.tensor([0, 0], device=DEVICE),
+                                               torch.tensor([5, 0], device=DEVICE), topk=4).cpu()
+    assert (out == -1).all()
+
+
 def test_prefill_refuses_non_fp8_inputs():
     q = torch.zeros(2, 4, 32, device=DEVICE)
     k = torch.zeros(5, 32, device=DEVICE)
