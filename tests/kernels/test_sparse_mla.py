@@ -193,6 +193,18 @@ def test_prefill_kernel_matches_reference(seed, T, H, d_v, d_rope, S, topk, leng
     assert out[-1].eq(0).all() and lse[-1].eq(float("-inf")).all()
 
 
+def test_kernels_handle_topk_zero_and_no_rows():
+    q = torch.randn(3, 2, 160).bfloat16().to(DEVICE)
+    kv = torch.randn(5, 160).bfloat16().to(DEVICE)
+    no_idx = torch.zeros(3, 0, dtype=torch.int32, device=DEVICE)
+    out, lse = sparse_mla_prefill(q, kv, no_idx, 0.1, d_v=128)
+    assert out.eq(0).all() and lse.eq(float("-inf")).all()
+    out, lse = sparse_mla_decode(q[None], kv.view(5, 1, 160), no_idx[None], 0.1, d_v=128)
+    assert out.eq(0).all() and lse.eq(float("-inf")).all()
+    out, lse = sparse_mla_prefill(q[:0], kv, no_idx[:0], 0.1, d_v=128)
+    assert out.shape == (0, 2, 128) and lse.shape == (0, 2)
+
+
 def test_prefill_kernel_rejects_unsupported_dims():
     q = torch.zeros(1, 2, 96, dtype=torch.bfloat16, device=DEVICE)
     kv = torch.zeros(4, 96, dtype=torch.bfloat16, device=DEVICE)
