@@ -1,29 +1,50 @@
-"""A real stock sglang server on CPU loads the plugin in its main process and its scheduler."""
+"""A real stock sglang server on CPU loads the plugin in its main process and its scheduler, answers,
+and stops cleanly: a tiny Llama (host code only) and the tiny DeepSeek-V3.2 with the seed's flags."""
 
 import importlib.util
 import re
 
 import psutil
 import pytest
+from sglang_server import launch, live_group_members
 
-from conftest import launch, live_group_members
 from dsv32_plugin import __version__
+from dsv32_plugin.testing import make_tiny_checkpoint
 from dsv32_plugin.testing.tiny_llama import make_tiny_llama
 
 pytestmark = pytest.mark.server
 
 REGISTER_LINE = re.compile(rf"dsv32-plugin {re.escape(__version__)} registering in (\S+) \(pid (\d+)\)")
+SEED_FLAGS = ("--tool-call-parser", "deepseekv32", "--reasoning-parser", "deepseek-v3")
 
 
-def test_plugin_registers_in_main_and_scheduler_and_server_answers(tmp_path):
-    model = make_tiny_llama(tmp_path / "tiny-llama")
-    with launch(model, tmp_path) as server:
+def generate(server):
+    status, body = server.post("/generate", {"text": "Hello, tell me a story",
+                                             "sampling_params": {"max_new_tokens": 8, "temperature": 0}})
+    assert status == 200, body
+    assert body["meta_info"]["completion_tokens"] == 8 and isinstance(body["text"], str)
+
+
+def chat(server):
+    status, body = server.post("/v1/chat/completions", {
+        "model": "tiny", "max_tokens": 8, "temperature": 0,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+    assert status == 200, body
+    message = body["choices"][0]["message"]
+    assert body["usage"]["completion_tokens"] >= 1 and message["role"] == "assistant"
+    assert isinstance(message["content"], str) or isinstance(message["reasoning_content"], str)
+
+
+@pytest.mark.parametrize("build, extra, request_once", [
+    pytest.param(make_tiny_llama, (), generate, id="tiny-llama"),
+    pytest.param(make_tiny_checkpoint, SEED_FLAGS, chat, id="tiny-v32-seed-flags"),
+])
+def test_plugin_registers_in_main_and_scheduler_and_server_answers(tmp_path, build, extra, request_once):
+    model = build(tmp_path / "model")
+    with launch(model, tmp_path, *extra) as server:
         scheduler_pids = {p.pid for p in psutil.Process(server.process.pid).children(recursive=True)
                           if "scheduler" in " ".join(p.cmdline())}
-        status, body = server.post("/generate", {"text": "Hello, tell me a story",
-                                                 "sampling_params": {"max_new_tokens": 8, "temperature": 0}})
-        assert status == 200, body
-        assert body["meta_info"]["completion_tokens"] == 8 and isinstance(body["text"], str)
+        request_once(server)
         log = server.log_text()
     assert live_group_members(server.process.pid) == [], "server processes survived shutdown"
 
@@ -31,4 +52,4 @@ def test_plugin_registers_in_main_and_scheduler_and_server_answers(tmp_path):
     assert registered.get(server.process.pid) == "MainProcess", log[-4000:]
     assert scheduler_pids and scheduler_pids <= set(registered), (scheduler_pids, registered)
     if importlib.util.find_spec("sgl_kernel") is None:
-        assert log.count("using the plugin's torch CPU stand-in") >= 1
+        assert "using the plugin's torch CPU stand-in" in log

@@ -23,8 +23,9 @@ import pytest
 
 READY_TIMEOUT_S = 300  # ~40 s on the 2-core dev box; CI machines may be slower
 STOP_TIMEOUT_S = 30
-CPU_FLAGS = ("--device", "cpu", "--attention-backend", "torch_native", "--disable-cuda-graph",
-             "--skip-server-warmup", "--max-total-tokens", "4096")
+# No --attention-backend: on CPU the host picks torch_native, and the plugin picks dsa for V3.2.
+# --max-total-tokens bounds the KV pool, which otherwise sizes itself from free RAM.
+CPU_FLAGS = ("--device", "cpu", "--disable-cuda-graph", "--skip-server-warmup", "--max-total-tokens", "4096")
 
 
 @dataclass
@@ -72,13 +73,13 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def launch(model: Path, workdir: Path, *extra: str):
-    """Yield a ready ``Server``; on exit kill its process group and wait for it."""
+def launch(model: Path, workdir: Path, *extra: str, flags: tuple[str, ...] = CPU_FLAGS):
+    """Yield a ready ``Server`` started with ``flags`` + ``extra``; on exit kill its process group and wait."""
     port = free_port()
     log = workdir / f"server-{port}.log"
     env = dict(os.environ, SGLANG_USE_CPU_ENGINE="1", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model),
-           "--host", "127.0.0.1", "--port", str(port), *CPU_FLAGS, *extra]
+           "--host", "127.0.0.1", "--port", str(port), *flags, *extra]
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)

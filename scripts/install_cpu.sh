@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install stock sglang 0.5.23 + this plugin into a fresh virtual environment, lean, for CPU machines.
+#
+#   bash scripts/install_cpu.sh [VENV_DIR]      (default: .venv in the repo root)
+#
+# Lean recipe (docs/architecture.md, "Installing"): the CUDA torch build (it imports fine without a GPU;
+# a CPU torch has no matching torchvision), sglang without its GPU-only dependencies, then the
+# pure-Python packages it imports on CPU. The plugin is installed with --no-deps for the same reason;
+# it brings its own stand-in for the CUDA-only sgl_kernel. ~3 min and ~6 GB on a warm pip cache.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${1:-$REPO/.venv}"
+PYTHON="${PYTHON:-python3.11}"
+
+"$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --quiet)
+"${PIP[@]}" torch==2.14.1 torchvision==0.29.1 triton==3.8.0
+"${PIP[@]}" --no-deps sglang==0.5.23
+"${PIP[@]}" numpy transformers==5.19.0 tokenizers==0.23.2 msgspec pydantic fastapi "uvicorn>=0.51" orjson \
+    "pyzmq>=25.1.2" psutil requests aiohttp setproctitle packaging partial_json_parser pybase64 \
+    python-multipart uvloop "prometheus-client>=0.20.0" pillow openai==2.8.0 xgrammar==0.2.7 dill \
+    sentencepiece==0.2.1 compressed-tensors==0.18.0 gguf einops jsonschema IPython soundfile==0.13.1 \
+    safetensors "setuptools>=70" build pytest pytest-benchmark
+"${PIP[@]}" --no-deps "$REPO"
+echo "installed into $VENV"
