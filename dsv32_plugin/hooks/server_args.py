@@ -109,8 +109,8 @@ def _around_model_specific_adjustments(original, server_args: Any) -> None:
     if resolving_view(server_args).device != "cpu" or not _served_view(server_args):
         return original(server_args)
     # The record's own fields are the operator's input (declarations live beside them).
-    chosen = (server_args.attention_backend, server_args.prefill_attention_backend, server_args.decode_attention_backend)
-    if chosen == (None, None, None):
+    fields = ("attention_backend", "prefill_attention_backend", "decode_attention_backend")
+    if all(getattr(server_args, field) is None for field in fields):
         declare_resolution(server_args, _SOURCE, attention_backend="dsa")
         logger.info("dsv32-plugin: DeepSeek-V3.2 on CPU -> attention backend dsa")
     with _capability_answers_zero():

@@ -72,8 +72,14 @@ def test_triton_under_the_interpreter_uses_our_triton_modules(monkeypatch):
     [
         pytest.param("fa3", None, "bf16", "fa3 has no prefill kernel", id="fa3-prefill"),
         pytest.param(None, "triton", "bf16", "Triton kernels need a CUDA device", id="triton-on-cpu"),
-        pytest.param(None, "flashmla_kv", "bf16", "flashmla_kv decode cannot read a unquantized KV cache \\(needs fp8\\)", id="fp8-only-on-bf16"),
-        pytest.param(None, "fa3", "fp8_e4m3", "fa3 decode cannot read a fp8 KV cache \\(needs unquantized\\)", id="bf16-only-on-fp8"),
+        pytest.param(
+            None, "flashmla_kv", "bf16", r"flashmla_kv decode cannot read a unquantized KV cache \(needs fp8\)",
+            id="fp8-only-on-bf16",
+        ),
+        pytest.param(
+            None, "fa3", "fp8_e4m3", r"fa3 decode cannot read a fp8 KV cache \(needs unquantized\)",
+            id="bf16-only-on-fp8",
+        ),
         pytest.param("flashmla_sparse", None, "bf16", "FlashMLA needs a CUDA device", id="flashmla-on-cpu"),
         pytest.param("trtllm", None, "bf16", "'trtllm' is not a DSA backend", id="host-only-name"),
         pytest.param(None, "nonsense", "auto", "'nonsense' is not a DSA backend", id="unknown"),
@@ -142,7 +148,10 @@ def test_flashmla_refused_on_ampere(fake_sm90_with_flashmla, monkeypatch):
 
 @pytest.mark.parametrize(
     "topk_length",
-    [pytest.param(None, id="no-topk_length"), pytest.param(torch.tensor([5, 2, 0], dtype=torch.int32), id="topk_length")],
+    [
+        pytest.param(None, id="no-topk_length"),
+        pytest.param(torch.tensor([5, 2, 0], dtype=torch.int32), id="topk_length"),
+    ],
 )
 def test_flashmla_indices_keep_only_readable_rows(topk_length):
     from dsv32_plugin.attention.flashmla_adapter import _readable_indices

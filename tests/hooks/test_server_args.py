@@ -158,9 +158,15 @@ def test_v32_cpu_kv_cache_dtypes(host, tiny_v32, flag, expected):
     "extra, message",
     [
         pytest.param(["--dsa-prefill-backend", "fa3"], "fa3 has no prefill kernel", id="fa3-prefill"),
-        pytest.param(["--nsa-decode-backend", "triton"], "Triton kernels need a CUDA device", id="triton-no-interpreter"),
+        pytest.param(
+            ["--nsa-decode-backend", "triton"], "Triton kernels need a CUDA device", id="triton-no-interpreter"
+        ),
         pytest.param(["--dsa-decode-backend", "trtllm"], "'trtllm' is not a DSA backend", id="host-only-backend"),
-        pytest.param(["--kv-cache-dtype", "fp8_e4m3", "--dsa-decode-backend", "fa3"], "fa3 decode cannot read a fp8 KV cache", id="fa3-fp8-cache"),
+        pytest.param(
+            ["--kv-cache-dtype", "fp8_e4m3", "--dsa-decode-backend", "fa3"],
+            "fa3 decode cannot read a fp8 KV cache",
+            id="fa3-fp8-cache",
+        ),
         pytest.param(["--kv-cache-dtype", "fp8_e5m2"], "does not support --kv-cache-dtype 'fp8_e5m2'", id="kv-e5m2"),
         pytest.param(["--chunked-prefill-size", "100"], "multiple of the DSA page size 64", id="chunk-100"),
     ],
@@ -201,6 +207,65 @@ def test_other_dsa_architectures_are_left_to_the_host(host, tiny_v32, tmp_path):
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(RuntimeError, match="NVIDIA driver"):
         resolve(host, cpu_argv(str(other)))
+
+
+@pytest.fixture(scope="module")
+def cpu_record(host, tiny_v32):
+    return resolve(host, cpu_argv(tiny_v32))[0]
+
+
+def cuda_view(record, **fields):
+    """The record's resolution so far, seen as on a CUDA device, with ``fields`` as the DSA inputs."""
+    from sglang.srt.arg_groups.model_override_base import ResolvedView, _declaration_overlay
+
+    inputs = {"dsa_prefill_backend": None, "dsa_decode_backend": None, "kv_cache_dtype": "auto", **fields}
+    return ResolvedView(record, overlay={**_declaration_overlay(record), "device": "cuda", **inputs})
+
+
+@pytest.mark.parametrize(
+    "major, kv_cache_dtype", [pytest.param(9, "bfloat16", id="sm90"), pytest.param(10, "fp8_e4m3", id="sm100")]
+)
+def test_cuda_kv_cache_dtype_default_stays_the_hosts(host, cpu_record, monkeypatch, major, kv_cache_dtype):
+    from sglang.srt.arg_groups import overrides
+
+    monkeypatch.setattr("torch.cuda.get_device_capability", lambda device=None: (major, 0))
+    assert overrides._dsa_kv_cache_dtype_default(cuda_view(cpu_record)) == {"kv_cache_dtype": kv_cache_dtype}
+
+
+@pytest.mark.parametrize("major", [8, 9, 10])
+def test_cuda_backend_defaults_come_from_the_dispatch_table(host, cpu_record, monkeypatch, major):
+    from sglang.srt.arg_groups import overrides
+
+    monkeypatch.setattr("torch.cuda.get_device_capability", lambda device=None: (major, 0))
+    view = cuda_view(cpu_record, kv_cache_dtype="bfloat16", dsa_decode_backend="triton")
+    # The host's own pass would pick flashmla_sparse and refuse triton off ROCm.
+    assert overrides._dsa_split_backend_resolution(view) == {"dsa_prefill_backend": "triton"}
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        pytest.param(
+            {"dsa_decode_backend": "fa3", "kv_cache_dtype": "bfloat16"}, "FA3 is not importable", id="fa3-missing"
+        ),
+        pytest.param(
+            {"dsa_decode_backend": "flashmla_kv", "kv_cache_dtype": "fp8_e4m3"},
+            "FlashMLA is not installed",
+            id="flashmla-missing",
+        ),
+    ],
+)
+def test_cuda_refusals_name_the_working_choices(host, cpu_record, monkeypatch, fields, message):
+    import importlib.util
+
+    from sglang.srt.arg_groups import overrides
+
+    if importlib.util.find_spec("flash_mla") is not None:
+        pytest.skip("FlashMLA is installed here")
+    monkeypatch.setattr("torch.cuda.get_device_capability", lambda device=None: (9, 0))
+    with pytest.raises(ValueError, match=message) as error:
+        overrides._dsa_split_backend_resolution(cuda_view(cpu_record, **fields))
+    assert str(error.value).endswith("for decode: torch, triton")
 
 
 CHILD = textwrap.dedent(
