@@ -34,7 +34,6 @@ def _quote(text: str) -> str:
 class ArgumentsWriter:
     def __init__(self) -> None:
         self._keys: set[str] = set()
-        self._in_string = False
 
     def has(self, key: str) -> bool:
         return key in self._keys
@@ -48,18 +47,15 @@ class ArgumentsWriter:
         return self._key(key) + _dumps(value)
 
     def open_string(self, key: str) -> str:
-        self._in_string = True
         return self._key(key) + '"'
 
     @staticmethod
     def string_piece(text: str) -> str:
         return _quote(text)[1:-1]
 
-    def close_string(self) -> str:
-        self._in_string = False
+    @staticmethod
+    def close_string() -> str:
         return '"'
 
     def close(self) -> str:
-        """Closing text; also closes a string value cut off by the end of output."""
-        tail = '"' if self._in_string else ""
-        return tail + ("}" if self._keys else "{}")
+        return "}" if self._keys else "{}"

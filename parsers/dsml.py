@@ -165,34 +165,33 @@ class DsmlScanner:
             self._prose.after_block = True
         return True
 
-    def _tag_inside(self, eof: bool) -> Optional[tuple[str, bool]]:
-        """Inside of the tag at the buffer head: (text, well_formed), or None to wait.
+    def _tag_inside(self, eof: bool) -> Optional[tuple[str, str]]:
+        """Inside of the tag at the buffer head and how it ended, or None to wait.
 
-        A tag ends at ``>``; a ``<`` first means the tag is broken (the ``<``
-        starts the next tag and stays in the buffer).  A tag cut off by the end
-        of text gives ("", False) and empties the buffer.
+        "closed": at ``>``.  "broken": a ``<`` came first (it starts the next
+        tag and stays in the buffer).  "cut": the text ended inside the tag.
         """
         gt, lt = self._buf.find(">"), self._buf.find("<")
         if gt != -1 and (lt == -1 or gt < lt):
             inside, self._buf = self._buf[:gt], self._buf[gt + 1 :]
-            return inside, True
+            return inside, "closed"
         if lt != -1:
             inside, self._buf = self._buf[:lt], self._buf[lt:]
-            return inside, False
+            return inside, "broken"
         if eof:
             self._buf = ""
-            return "", False
+            return "", "cut"
         return None
 
     def _invoke_tag(self, eof: bool) -> bool:
-        truncated = eof and ">" not in self._buf and "<" not in self._buf
         tag = self._tag_inside(eof)
         if tag is None:
             return False
-        if truncated:  # no name was ever complete: nothing was opened
+        inside, end = tag
+        if end == "cut":  # the name never completed: nothing was opened
             self._state = self._after_invoke()
             return True
-        attrs, self_closing = _tag_attrs(tag[0]) if tag[1] else ({}, False)
+        attrs, self_closing = _tag_attrs(inside) if end == "closed" else ({}, False)
         self._emit("invoke", attrs.get("name") or None)
         self._body_seen = False
         if self_closing:
@@ -235,7 +234,7 @@ class DsmlScanner:
         if tag is None:
             return False
         self._state = _INVOKE_BODY
-        if tag[1]:
+        if tag[1] == "closed":
             attrs, self_closing = _tag_attrs(tag[0])
             self._emit("param", attrs.get("name") or None, _STRING_FLAG.get(attrs.get("string", "")))
             if self_closing:

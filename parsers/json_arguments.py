@@ -16,7 +16,7 @@ import json
 import re
 
 from .call_stream import CallStream
-from .schema import json_type
+from .schema import json_type, reject_constant
 
 _START, _KEY, _COLON, _VALUE, _STRING, _AFTER, _DONE = range(7)
 _WS = " \t\n\r"
@@ -27,11 +27,7 @@ _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 _PARTIAL_U_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{0,3})?")
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
-_DECODER = json.JSONDecoder(strict=False, parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(strict=False, parse_constant=reject_constant)
 
 
 def _string_end(text: str) -> int:

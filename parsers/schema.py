@@ -22,13 +22,14 @@ _INTEGER = re.compile(r"-?\d+")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
 
 
-def _reject_constant(name: str) -> Any:
+def reject_constant(name: str) -> Any:
+    """``parse_constant`` hook: NaN/Infinity are not JSON."""
     raise ValueError(f"{name} is not JSON")
 
 
 def loads_strict(text: str) -> Any:
     """``json.loads`` without NaN/Infinity (they would make the arguments invalid JSON)."""
-    return json.loads(text, parse_constant=_reject_constant)
+    return json.loads(text, parse_constant=reject_constant)
 
 
 def json_type(value: Any) -> str:
