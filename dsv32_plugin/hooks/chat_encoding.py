@@ -15,8 +15,9 @@ tokenizer prepends BOS to every encoded text (``add_bos_token: true``), so
 in-tree prompts start with BOS twice. ``_apply_jinja_template`` is wrapped to
 drop that second BOS on the ``dsv32`` path.
 
-``_process_messages`` is wrapped to refuse tools for DeepSeek-V3.2-Speciale
-(``dsv32_plugin.encoding.variants``); that covers the encoder path and
+``_process_messages`` is wrapped to apply the DeepSeek-V3.2-Speciale policy
+(``dsv32_plugin.encoding.variants``: no tools, thinking on by default) before
+anything reads the request; that covers the encoder path and
 ``--chat-template`` alike.
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from dsv32_plugin.encoding.encoder import BOS, EncodingError, render_messages
-from dsv32_plugin.encoding.variants import check_tools_allowed
+from dsv32_plugin.encoding.variants import check_speciale_tools, is_speciale, speciale_template_kwargs
 from dsv32_plugin.hooks import ledger
 
 ENCODER_TARGET = "sglang.srt.entrypoints.openai.encoding_dsv32.encode_messages"
@@ -71,8 +72,13 @@ def drop_duplicate_bos(original, self, *args: Any, **kwargs: Any):
     return result
 
 
-def refuse_speciale_tools(original, self, request, *args: Any, **kwargs: Any):
-    """AROUND ``_process_messages``: Speciale requests that would describe tools get a 400."""
+def apply_speciale_policy(original, self, request, *args: Any, **kwargs: Any):
+    """AROUND ``_process_messages``: Speciale requests get no tools (400) and thinking by default.
+
+    Runs before the host reads the request: the prompt (``_thinking_requested``)
+    and the reasoning parser (``_get_reasoning_from_request``) both read
+    ``chat_template_kwargs.thinking``, so setting it here keeps them agreeing.
+    """
     manager = self.tokenizer_manager
     hf_config = getattr(getattr(manager, "model_config", None), "hf_config", None)
     names = (
@@ -80,7 +86,11 @@ def refuse_speciale_tools(original, self, request, *args: Any, **kwargs: Any):
         getattr(manager, "served_model_name", None),
         getattr(hf_config, "name_or_path", None),
     )
-    check_tools_allowed(names, request.tools, request.tool_choice, request.messages)
+    if is_speciale(*names):
+        check_speciale_tools(request.tools, request.tool_choice, request.messages)
+        request.chat_template_kwargs = speciale_template_kwargs(
+            request.chat_template_kwargs, getattr(self, "default_chat_template_kwargs", None)
+        )
     return original(self, request, *args, **kwargs)
 
 
@@ -101,8 +111,8 @@ def install() -> None:
     )
     ledger.hook(
         PROCESS_MESSAGES_TARGET,
-        refuse_speciale_tools,
+        apply_speciale_policy,
         "AROUND",
-        why="DeepSeek-V3.2-Speciale has no tool calling: refuse tools with a clear 400",
-        undo="drop the hook; requests with tools then reach Speciale unchecked",
+        why="DeepSeek-V3.2-Speciale has no tool calling (refuse tools with a clear 400) and is thinking-only",
+        undo="drop the hook; requests with tools then reach Speciale unchecked, thinking follows the host default",
     )

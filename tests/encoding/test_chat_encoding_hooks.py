@@ -7,7 +7,12 @@ import re
 
 import pytest
 
-from dsv32_plugin.encoding.variants import SPECIALE_TOOLS_ERROR, check_tools_allowed, is_speciale
+from dsv32_plugin.encoding.variants import (
+    SPECIALE_TOOLS_ERROR,
+    check_speciale_tools,
+    is_speciale,
+    speciale_template_kwargs,
+)
 from dsv32_plugin.hooks import chat_encoding
 
 HOOKS_DOC = pathlib.Path(__file__).parents[2] / "docs" / "hooks.md"
@@ -69,11 +74,24 @@ TOOL = {"type": "function", "function": {"name": "f"}}
     ],
 )
 def test_speciale_tools_policy(tools, tool_choice, messages, refused):
-    names = ("DeepSeek-V3.2-Speciale",)
     if refused:
         with pytest.raises(ValueError, match="Speciale does not support tool calling"):
-            check_tools_allowed(names, tools, tool_choice, messages)
+            check_speciale_tools(tools, tool_choice, messages)
     else:
-        check_tools_allowed(names, tools, tool_choice, messages)
-    check_tools_allowed(("DeepSeek-V3.2",), tools, tool_choice, messages)  # V3.2 is never refused
+        check_speciale_tools(tools, tool_choice, messages)
     assert "tool_choice" in SPECIALE_TOOLS_ERROR
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "server_defaults", "expected"),
+    [
+        pytest.param(None, None, {"thinking": True}, id="unset-defaults-on"),
+        pytest.param({"x": 1}, {}, {"x": 1, "thinking": True}, id="other-kwargs-kept"),
+        pytest.param({"thinking": False}, None, {"thinking": False}, id="request-explicit-off"),
+        pytest.param(None, {"thinking": False}, {}, id="server-default-respected"),
+    ],
+)
+def test_speciale_thinking_default(request_kwargs, server_defaults, expected):
+    before = dict(request_kwargs or {})
+    assert speciale_template_kwargs(request_kwargs, server_defaults) == expected
+    assert (request_kwargs or {}) == before

@@ -173,6 +173,19 @@ def test_speciale_refuses_tools(request_fields, tokenizer, plugin_hooks, monkeyp
         served_prompt(serving, chat_template_kwargs={"thinking": True}, **request_fields)
 
 
+def test_speciale_thinks_by_default(tokenizer, plugin_hooks, monkeypatch):
+    serving = make_serving(tokenizer, monkeypatch, model_name=SPECIALE)
+    request = ChatCompletionRequest(model="m", messages=AGENTIC[:2])
+    result = serving._process_messages(request, False)
+    assert result.prompt_ids == tokenizer.encode(encode_messages(AGENTIC[:2], thinking=True), add_special_tokens=False)
+    assert result.require_reasoning  # the reasoning parser is forced to match the <think> prompt
+    explicit = served_prompt(serving, messages=AGENTIC[:2], chat_template_kwargs={"thinking": False})
+    assert explicit == tokenizer.encode(encode_messages(AGENTIC[:2], thinking=False), add_special_tokens=False)
+    # V3.2 keeps the host default (thinking off).
+    plain = served_prompt(make_serving(tokenizer, monkeypatch), messages=AGENTIC[:2])
+    assert plain == tokenizer.encode(encode_messages(AGENTIC[:2], thinking=False), add_special_tokens=False)
+
+
 def test_speciale_serves_without_tools_or_with_tool_choice_none(tokenizer, plugin_hooks, monkeypatch):
     serving = make_serving(tokenizer, monkeypatch, model_name=SPECIALE)
     plain = served_prompt(serving, messages=AGENTIC[:2], chat_template_kwargs={"thinking": True})
