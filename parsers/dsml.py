@@ -192,7 +192,7 @@ class DsmlScanner:
             self._state = self._after_invoke()
             return True
         attrs, self_closing = _tag_attrs(inside) if end == "closed" else ({}, False)
-        self._emit("invoke", attrs.get("name") or None)
+        self._emit("invoke", attrs.get("name", "").strip() or None)
         self._body_seen = False
         if self_closing:
             self._end_invoke(True, self._after_invoke())

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 
-def find_first(text: str, markers: Sequence[str]) -> tuple[int, str]:
-    """(index, marker) of the earliest marker in ``text``; (-1, "") if none."""
+def find_first(text: str, markers: Sequence[str], start: int = 0) -> tuple[int, str]:
+    """(index, marker) of the earliest marker in ``text[start:]``; (-1, "") if none."""
     best, found = -1, ""
     for marker in markers:
-        i = text.find(marker, 0, best + len(marker) if best >= 0 else len(text))
+        i = text.find(marker, start, best + len(marker) if best >= 0 else len(text))
         if i != -1 and (best == -1 or i < best):
             best, found = i, marker
     return best, found

@@ -29,6 +29,7 @@ from .v31_markup import CALLS_BEGIN
 THINK_START = "<think>"
 THINK_END = "</think>"
 _REASONING_ENDS = (THINK_END, BLOCK_OPEN, CALLS_BEGIN)
+_LONGEST_END = max(map(len, _REASONING_ENDS))
 
 
 class DeepSeekV32ReasoningDetector(BaseReasoningFormatDetector):
@@ -70,7 +71,9 @@ class DeepSeekV32ReasoningDetector(BaseReasoningFormatDetector):
                 buf = buf[len(THINK_START) :]
                 self._in_reasoning = True
         if self._in_reasoning:
-            i, marker = find_first(buf, _REASONING_ENDS)
+            # Held-back reasoning (stream_reasoning=False) was searched already,
+            # all but a tail that may start a marker completed by ``text``.
+            i, marker = find_first(buf, _REASONING_ENDS, max(0, len(buf) - len(text) - _LONGEST_END + 1))
             if i != -1:
                 self._in_reasoning = False
                 reasoning = buf[:i]

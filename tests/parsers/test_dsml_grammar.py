@@ -27,6 +27,8 @@ CASES = [
     pytest.param(B + '<｜DSML｜invoke name="f">\n{"a": 1}\n</｜DSML｜invoke>' + E, "",
                  [DsmlCall("f", [], '{"a": 1}\n', True)], id="json-body"),
     pytest.param(B + '<｜DSML｜invoke name="f"/>' + E, "", [DsmlCall("f", [], None, True)], id="self-closing-invoke"),
+    pytest.param(B + '<｜DSML｜invoke  name = " f " >\n</｜DSML｜invoke>' + E, "", [DsmlCall("f", [], None, True)],
+                 id="invoke-name-spacing"),
     pytest.param(B + '<｜DSML｜invoke name="f">\n<｜DSML｜parameter name="a">v</｜DSML｜parameter>\n</｜DSML｜invoke>',
                  "", [DsmlCall("f", [DsmlParam("a", "v", None)], None, True)], id="missing-string-attribute-unclosed-block"),
     pytest.param(B + invoke("f", ("a", "v", "true")).replace("</｜DSML｜invoke>", "") + "<｜DSML｜invoke nam", "",
