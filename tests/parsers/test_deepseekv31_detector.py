@@ -3,6 +3,7 @@
 import json
 import random
 
+import partial_json_parser
 import pytest
 from parser_harness import every_char, make_tool, one_shot, random_cuts, streamed
 from sglang.srt.function_call.deepseekv31_detector import DeepSeekV31Detector as InTreeDetector
@@ -83,5 +84,8 @@ def test_v31_string_arguments_stream_incrementally():
     detector = DeepSeekV31Detector()
     pieces = [item.parameters for i in range(0, len(text), 5)
               for item in detector.parse_streaming_increment(text[i:i + 5], TOOLS).calls if item.name is None]
+    pieces += [i.parameters for i in detector.finish(TOOLS).calls]
     assert len(pieces) > 30
     assert json.loads("".join(pieces)) == {"note": note, "days": 2}
+    for n in range(1, len(pieces)):  # every partial concatenation is a prefix of valid JSON
+        assert isinstance(partial_json_parser.loads("".join(pieces[:n])), dict)

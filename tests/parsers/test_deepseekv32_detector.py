@@ -3,6 +3,7 @@
 import json
 import random
 
+import partial_json_parser
 import pytest
 from parser_harness import every_char, make_tool, one_shot, random_cuts, streamed
 from sglang.srt.function_call.deepseekv32_detector import DeepSeekV32Detector as InTreeDetector
@@ -144,8 +145,9 @@ def test_arguments_stream_incrementally():
     assert len(pieces) > 30  # the code value arrives in pieces, not as one finished call
     assert json.loads("".join(pieces)) == {"code": code, "days": 3}
     prefix = ""
-    for piece in pieces[:-1]:  # every partial concatenation is an unfinished JSON text
+    for piece in pieces[:-1]:  # every partial concatenation is a prefix of valid JSON, unfinished
         prefix += piece
+        assert isinstance(partial_json_parser.loads(prefix), dict)
         with pytest.raises(json.JSONDecodeError):
             json.loads(prefix)
 
