@@ -43,8 +43,8 @@ def sample_turns() -> list[tuple[bool, str, dict, list[Tool]]]:
 
 
 def reasoning_parser(thinking: bool, stream: bool) -> ReasoningParser:
-    return ReasoningParser("deepseek-v3", stream_reasoning=True, force_reasoning=thinking) if stream else \
-        ReasoningParser("deepseek-v3", stream_reasoning=False, force_reasoning=thinking)
+    # Serving: stream_reasoning=False for one-shot responses, the request's flag (default True) when streaming.
+    return ReasoningParser("deepseek-v3", stream_reasoning=stream, force_reasoning=thinking)
 
 
 def one_shot(text: str, tools: list[Tool], parser: str = "deepseekv32", thinking: bool | None = None):
