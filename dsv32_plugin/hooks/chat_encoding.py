@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from dsv32_plugin.encoding.encoder import BOS, EncodingError, render_messages
+from dsv32_plugin.encoding.encoder import EncodingError, render_messages
+from dsv32_plugin.encoding.tokens import BOS
 from dsv32_plugin.encoding.variants import check_speciale_tools, is_speciale, speciale_template_kwargs
 from dsv32_plugin.hooks import ledger
 
