@@ -8,10 +8,11 @@ path imports, so every other ``from sgl_kernel import X`` still raises ImportErr
 and the host's own fallbacks stay in charge (``torch.ops.sgl_kernel`` stays empty,
 so the Intel AMX paths stay off).
 
-* Implemented (called by the non-speculative CPU path): ``assign_req_to_token_pool_cpu``,
-  ``copy_all_layer_kv_cache_cpu``.
-* ``UNSUPPORTED``: speculative-decoding ops; importable, and raise NotImplementedError
-  naming themselves when called.
+* Implemented here: ``assign_req_to_token_pool_cpu``, ``copy_all_layer_kv_cache_cpu`` (memory
+  pools); in ``sgl_kernel_cpu_spec``: the EAGLE/MTP ops (draft/extend cache locations, bonus
+  tokens, accepted-slot compaction, tree build, greedy tree verify).
+* ``UNSUPPORTED``: importable, and raise NotImplementedError naming themselves when called
+  (multi-layer EAGLE's ``rotate_input_ids_cpu``; the Intel AMX backend's metadata op).
 """
 
 from __future__ import annotations
@@ -20,18 +21,27 @@ import ctypes
 
 import torch
 
-__all__ = ["assign_req_to_token_pool_cpu", "copy_all_layer_kv_cache_cpu"]
+from dsv32_plugin.hooks.sgl_kernel_cpu_spec import (
+    assign_draft_cache_locs_contiguous_cpu,
+    assign_extend_cache_locs_cpu,
+    build_tree_kernel_efficient_cpu,
+    fill_accept_out_cache_loc_cpu,
+    fill_bonus_tokens_cpu,
+    verify_tree_greedy_cpu,
+)
 
-UNSUPPORTED = (
+__all__ = [
+    "assign_req_to_token_pool_cpu",
+    "copy_all_layer_kv_cache_cpu",
     "assign_draft_cache_locs_contiguous_cpu",
     "assign_extend_cache_locs_cpu",
-    "build_draft_decode_metadata_cpu",
     "build_tree_kernel_efficient_cpu",
     "fill_accept_out_cache_loc_cpu",
     "fill_bonus_tokens_cpu",
-    "rotate_input_ids_cpu",
     "verify_tree_greedy_cpu",
-)
+]
+
+UNSUPPORTED = ("build_draft_decode_metadata_cpu", "rotate_input_ids_cpu")
 
 
 def assign_req_to_token_pool_cpu(
@@ -87,7 +97,7 @@ def _unsupported(name: str):
     def op(*args, **kwargs):
         raise NotImplementedError(
             f"sgl_kernel.{name}: dsv32-plugin's CPU stand-in for sgl_kernel has no {name} "
-            "(speculative decoding on the CPU engine is not supported)"
+            "(multi-layer EAGLE and the Intel AMX backend are not supported on it)"
         )
 
     op.__name__ = op.__qualname__ = name

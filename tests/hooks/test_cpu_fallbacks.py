@@ -19,7 +19,7 @@ def test_ops_match_the_host_triton_kernels(tmp_path):
     proc = subprocess.run([sys.executable, str(ORACLE)], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300, env=dict(os.environ, TRITON_INTERPRET="1"))
     results = last_json(proc)
-    assert len(results) == 6 and all(results.values()), results
+    assert len(results) == 20 and all(results.values()), results
 
 
 @pytest.mark.parametrize("starts, ends, n_out", [
@@ -141,3 +141,26 @@ def test_nothing_is_touched_when_cuda_is_available(tmp_path):
         print(json.dumps({"touches": len(ledger.TOUCHES), "loaded": "sgl_kernel" in sys.modules}))
     """, tmp_path))
     assert result == {"touches": 0, "loaded": False}
+
+
+def test_speculative_ops_refuse_bad_input():
+    from dsv32_plugin.hooks import sgl_kernel_cpu_spec as spec
+
+    with pytest.raises(ValueError):  # an accept length of 0 has no last accepted token
+        spec.fill_bonus_tokens_cpu(torch.zeros(2, 3), torch.tensor([1, 0]), torch.zeros(2), 3)
+    with pytest.raises(NotImplementedError, match="tree_mask_mode 2"):
+        spec.build_tree_kernel_efficient_cpu(*[torch.zeros(1, 2, dtype=torch.int64)] * 8, 1, 1, 2, 2)
+    with pytest.raises(ValueError):
+        spec.assign_draft_cache_locs_contiguous_cpu(torch.tensor([0]), torch.zeros(1, 8), torch.tensor([6]),
+                                                    torch.zeros(4), 8, 2, 2)
+
+
+def test_greedy_verify_survives_a_cyclic_sibling_list():
+    from dsv32_plugin.hooks import sgl_kernel_cpu_spec as spec
+
+    nxt = torch.tensor([[1, -1, -1]])
+    sib = torch.tensor([[-1, 2, 1]])  # 1 -> 2 -> 1 -> ...
+    acc_idx, acc_num, predicts = torch.full((1, 3), -1), torch.zeros(1, dtype=torch.int64), torch.zeros(3, dtype=torch.int64)
+    spec.verify_tree_greedy_cpu(predicts, acc_idx, acc_num, torch.tensor([[0, 5, 6]]), torch.tensor([[0, 1, 2]]),
+                                nxt, sib, torch.tensor([7, 7, 7]))
+    assert acc_num.tolist() == [0] and acc_idx.tolist() == [[0, -1, -1]] and predicts.tolist() == [7, 0, 0]
