@@ -20,6 +20,8 @@ reads the paged caches directly. Kernels come only from
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from sglang.srt.layers.attention.base_attn_backend import AttentionBackend
 
@@ -27,6 +29,9 @@ from dsv32_plugin.attention.metadata import DSAMetadata, build_metadata, causal_
 from dsv32_plugin.attention.pool import DSAIndexedKVPool, cache_ops
 from dsv32_plugin.kernels.reference.indexer import quantize_fp8_blockwise
 from dsv32_plugin.kernels.reference.kv_cache import dequantize_kv_fp8, fp8_dims
+
+
+logger = logging.getLogger("dsv32_plugin")
 
 
 class DSABackend(AttentionBackend):
@@ -54,6 +59,11 @@ class DSABackend(AttentionBackend):
         kv_dtype_flag = getattr(model_runner, "kv_cache_dtype_str", None) or "auto"
         self.kernels = select_kernels(prefill, decode, device=self.device, kv_cache_dtype=kv_dtype_flag)
         self.forward_metadata: DSAMetadata | None = None
+        logger.info(
+            "dsv32-plugin DSA backend: prefill=%s decode=%s kv_cache=%s indexer=%s",
+            self.kernels.prefill_name, self.kernels.decode_name, kv_dtype_flag,
+            "exact" if pool.index_k_exact else "fp8",
+        )
 
     # -- metadata ----------------------------------------------------------
     def init_forward_metadata(self, forward_batch):

@@ -6,6 +6,9 @@
 * The KV-cache configurator's DSA pool class becomes ``DSAIndexedKVPool``
   for V3.2 models (any ``index_head_dim``, exact float32 indexer cache).
 * Memory sizing counts the plugin's indexer-cache bytes per token.
+* The configurator's CPU guard "CPU FP8 KV cache is only supported for MHA"
+  is lifted for V3.2: the plugin's pool stores FP8 MLA rows and its backend
+  reads them on any device.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dsv32_plugin.hooks import ledger
 BACKENDS = "sglang.srt.layers.attention.attention_registry.ATTENTION_BACKENDS"
 POOL_CLASS = "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator._resolve_kv_pool_class"
 INDEXER_CELL = "sglang.srt.model_executor.pool_configurator.DefaultPoolConfigurator._compute_dsa_indexer_cell_size"
+CONFIGURE = "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator.configure"
 BACKEND_NAMES = ("dsa", "nsa")
 
 
@@ -53,6 +57,34 @@ def indexer_cell_size(original, self, *, kvc, num_layers, **kwargs):
     return index_k_bytes_per_token(hf_config.index_head_dim, kvc.kv_cache_dtype) * num_layers
 
 
+class _NotCpuPlatform:
+    """The host platform, except that ``is_cpu()`` answers False (only the FP8 guard reads it there)."""
+
+    def __init__(self, platform):
+        self._platform = platform
+
+    def is_cpu(self) -> bool:
+        return False
+
+    def __getattr__(self, name):
+        return getattr(self._platform, name)
+
+
+def configure_allowing_cpu_fp8(original, self, **kwargs):
+    import torch
+
+    if not (is_v32(self.model_config.hf_config) and self.kv_cache_dtype == torch.float8_e4m3fn):
+        return original(self, **kwargs)
+    import sglang.srt.mem_cache.kv_cache_configurator as configurator
+
+    platform = configurator.current_platform
+    configurator.current_platform = _NotCpuPlatform(platform)
+    try:
+        return original(self, **kwargs)
+    finally:
+        configurator.current_platform = platform
+
+
 def install() -> None:
     from sglang.srt.layers.attention.attention_registry import ATTENTION_BACKENDS
 
@@ -71,4 +103,11 @@ def install() -> None:
         INDEXER_CELL, indexer_cell_size, "AROUND",
         why="memory sizing must budget the plugin pool's indexer bytes per token (D + 4, or 4 D exact)",
         undo="drop the hook; sizing then counts D + D // 128 * 4 bytes (equal for D = 128 FP8)",
+    )
+    ledger.hook(
+        CONFIGURE, configure_allowing_cpu_fp8, "AROUND",
+        why="--kv-cache-dtype fp8_e4m3 must work for V3.2 on CPU; the host refuses FP8 MLA caches there "
+        "(its CPU FP8 path is MHA + AMX only); during configure() its module-level current_platform "
+        "answers is_cpu() False",
+        undo="drop the hook; V3.2 on CPU then serves bf16/float32 KV caches only",
     )
