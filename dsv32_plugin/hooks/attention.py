@@ -6,6 +6,10 @@
 * The KV-cache configurator's DSA pool class becomes ``DSAIndexedKVPool``
   for V3.2 models (any ``index_head_dim``, exact float32 indexer cache).
 * Memory sizing counts the plugin's indexer-cache bytes per token.
+* EAGLE/MTP: the draft-extend backend of a V3.2 draft is the plugin's
+  backend too (the host's draft factory constructs its own DSA class
+  directly); multi-step draft decode (``--speculative-num-steps`` > 1) is
+  refused with a clear message.
 * The configurator's CPU guard "CPU FP8 KV cache is only supported for MHA"
   is lifted for V3.2: the plugin's pool stores FP8 MLA rows and its backend
   reads them on any device.
@@ -19,6 +23,9 @@ BACKENDS = "sglang.srt.layers.attention.attention_registry.ATTENTION_BACKENDS"
 POOL_CLASS = "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator._resolve_kv_pool_class"
 INDEXER_CELL = "sglang.srt.model_executor.pool_configurator.DefaultPoolConfigurator._compute_dsa_indexer_cell_size"
 CONFIGURE = "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator.configure"
+DRAFT_EXTEND = "sglang.srt.speculative.draft_utils.DraftBackendFactory._create_dsa_prefill_backend"
+DRAFT_DECODE = "sglang.srt.speculative.draft_utils.DraftBackendFactory._create_dsa_decode_backend"
+LAST_LOC = "sglang.srt.mem_cache.allocation.get_last_loc"
 BACKEND_NAMES = ("dsa", "nsa")
 
 
@@ -55,6 +62,33 @@ def indexer_cell_size(original, self, *, kvc, num_layers, **kwargs):
     from dsv32_plugin.attention.pool import index_k_bytes_per_token
 
     return index_k_bytes_per_token(hf_config.index_head_dim, kvc.kv_cache_dtype) * num_layers
+
+
+def draft_extend_backend(original, self):
+    runner = self.draft_model_runner
+    if not is_v32(runner.model_config.hf_config):
+        return original(self)
+    from dsv32_plugin.attention.backend import DSABackend
+
+    return "dsa", DSABackend(runner)
+
+
+def draft_decode_backend(original, self):
+    if not is_v32(self.draft_model_runner.model_config.hf_config):
+        return original(self)
+    raise ValueError(
+        "dsv32-plugin: the DeepSeek-V3.2 MTP draft runs one draft step per verify; "
+        f"use --speculative-num-steps 1 (got {self.speculative_num_steps})"
+    )
+
+
+def last_loc_on_cpu(original, req_to_token, req_pool_indices_tensor, prefix_lens_tensor):
+    """CPU tensors take the host's torch version (it dispatches to Triton for any backend but torch_native)."""
+    if req_to_token.device.type != "cpu":
+        return original(req_to_token, req_pool_indices_tensor, prefix_lens_tensor)
+    from sglang.srt.mem_cache.allocation import get_last_loc_torch
+
+    return get_last_loc_torch(req_to_token, req_pool_indices_tensor, prefix_lens_tensor)
 
 
 class _NotCpuPlatform:
@@ -110,4 +144,22 @@ def install() -> None:
         "(its CPU FP8 path is MHA + AMX only); during configure() its module-level current_platform "
         "answers is_cpu() False",
         undo="drop the hook; V3.2 on CPU then serves bf16/float32 KV caches only",
+    )
+    ledger.hook(
+        DRAFT_EXTEND, draft_extend_backend, "AROUND",
+        why="the V3.2 MTP draft's extend backend must be the plugin's DSA backend (the host builds its own class)",
+        undo="drop the hook; EAGLE on V3.2 then uses the host's DSA backend for the draft (GPU only)",
+    )
+    ledger.hook(
+        DRAFT_DECODE, draft_decode_backend, "AROUND",
+        why="multi-step draft decode is not implemented for the V3.2 draft: refuse it by name instead of "
+        "building the host's CUDA-only backend",
+        undo="drop the hook once the plugin ships a multi-step draft backend",
+    )
+    ledger.hook(
+        LAST_LOC, last_loc_on_cpu, "AROUND",
+        why="EAGLE's page allocation calls get_last_loc, which picks its Triton kernel for every backend but "
+        "torch_native/ascend, so with the dsa backend on CPU it needs a GPU driver; CPU tensors take the "
+        "host's get_last_loc_torch",
+        undo="drop the hook; EAGLE with --attention-backend dsa then needs a GPU",
     )

@@ -37,12 +37,13 @@ def model_device() -> str:
 
 
 class DeepseekV32DecoderLayer(nn.Module):
-    def __init__(self, config, layer_id: int, quant_config=None, prefix: str = "", device: str = "cpu"):
+    def __init__(self, config, layer_id: int, quant_config=None, prefix: str = "", device: str = "cpu",
+                 moe: bool | None = None):
         super().__init__()
         self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.self_attn = DSAMLAttention(config, layer_id, quant_config, f"{prefix}.self_attn", device)
-        if is_moe_layer(config, layer_id):
+        if is_moe_layer(config, layer_id) if moe is None else moe:
             self.mlp = DeepseekMoE(config, quant_config, f"{prefix}.mlp")
         else:
             self.mlp = SwiGLUMLP(config.hidden_size, config.intermediate_size, quant_config, f"{prefix}.mlp")
