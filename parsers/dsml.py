@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Optional
 
-from .markup import Prose, find_first, partial_tail
+from .markup import CallBlockScanner, Prose, find_first, partial_tail
 
 DSML = "｜DSML｜"
 BLOCK_OPEN = f"<{DSML}function_calls>"
@@ -53,13 +53,11 @@ PARAM_OPEN = f"<{DSML}parameter"
 PARAM_CLOSE = f"</{DSML}parameter>"
 TAG_STARTS = (f"<{DSML}", f"</{DSML}")
 
-_OUTSIDE_MARKERS = (BLOCK_OPEN, INVOKE_OPEN, BLOCK_CLOSE, INVOKE_CLOSE, PARAM_CLOSE)
-_BLOCK_MARKERS = (INVOKE_OPEN, BLOCK_CLOSE)
 _BODY_MARKERS = (PARAM_OPEN, INVOKE_CLOSE, INVOKE_OPEN, BLOCK_CLOSE)
 _ATTR = re.compile(r'([A-Za-z_]\w*)\s*=\s*"([^"]*)"')
 _STRING_FLAG = {"true": True, "false": False}
 
-(_OUTSIDE, _BLOCK, _INVOKE_TAG, _INVOKE_BODY, _PARAM_TAG, _PARAM_VALUE, _JSON_BODY) = range(7)
+_INVOKE_TAG, _INVOKE_BODY, _PARAM_TAG, _PARAM_VALUE, _JSON_BODY = range(2, 7)
 
 
 def _trailing_newlines(text: str) -> int:
@@ -74,96 +72,18 @@ def _tag_attrs(inner: str) -> tuple[dict[str, str], bool]:
     return dict(_ATTR.findall(inner.removesuffix("/"))), self_closing
 
 
-class DsmlScanner:
+class DsmlScanner(CallBlockScanner):
     """Incremental DSML scanner: ``feed(chunk)`` / ``finish()`` -> events."""
 
+    BLOCK_OPEN, BLOCK_CLOSE, CALL_OPEN = BLOCK_OPEN, BLOCK_CLOSE, INVOKE_OPEN
+    STRAY_CLOSERS = (BLOCK_CLOSE, INVOKE_CLOSE, PARAM_CLOSE)
+    STEPS = (*CallBlockScanner.STEPS, "_invoke_tag", "_invoke_body", "_param_tag", "_param_value", "_json_body")
+    CALL_STATE = _INVOKE_TAG
+
     def __init__(self) -> None:
-        self._buf = ""
-        self._state = _OUTSIDE
-        self._wrapped = False  # current invoke sits inside <function_calls>
+        super().__init__(Prose(lambda t: t.removesuffix("\n\n"), _trailing_newlines))
         self._body_seen = False  # current invoke body has a non-space character
         self._json = ""  # JSON body collected so far
-        self._prose = Prose(lambda t: t.removesuffix("\n\n"), _trailing_newlines)
-        self._events: list[tuple] = []
-
-    def feed(self, text: str) -> list[tuple]:
-        self._buf += text
-        return self._run(eof=False)
-
-    def finish(self) -> list[tuple]:
-        return self._run(eof=True)
-
-    # -- driver ---------------------------------------------------------------
-
-    def _run(self, eof: bool) -> list[tuple]:
-        steps = (
-            self._outside,
-            self._block,
-            self._invoke_tag,
-            self._invoke_body,
-            self._param_tag,
-            self._param_value,
-            self._json_body,
-        )
-        while steps[self._state](eof):
-            pass
-        self._flush_prose()
-        events, self._events = self._events, []
-        return events
-
-    def _flush_prose(self) -> None:
-        text = self._prose.take()
-        if text:
-            self._events.append(("text", text))
-
-    def _emit(self, *event) -> None:
-        self._flush_prose()  # keep text and call events in order
-        self._events.append(event)
-
-    def _end_invoke(self, closed: bool, next_state: int) -> None:
-        self._emit("invoke_end", closed)
-        self._state = next_state
-        if next_state == _OUTSIDE:
-            self._prose.after_block = True
-
-    def _after_invoke(self) -> int:
-        return _BLOCK if self._wrapped else _OUTSIDE
-
-    # -- states (each returns True when it made progress) ----------------------
-
-    def _outside(self, eof: bool) -> bool:
-        i, marker = find_first(self._buf, _OUTSIDE_MARKERS)
-        if i == -1:
-            tail = 0 if eof else partial_tail(self._buf, _OUTSIDE_MARKERS)
-            cut = len(self._buf) - tail
-            self._buf = self._prose.release(self._buf[:cut], eof) + self._buf[cut:]
-            return False
-        before, self._buf = self._buf[:i], self._buf[i + len(marker) :]
-        if marker == BLOCK_OPEN:
-            self._prose.before_call(before)
-            self._state = _BLOCK
-        elif marker == INVOKE_OPEN:
-            self._prose.before_call(before)
-            self._wrapped = False
-            self._state = _INVOKE_TAG
-        else:
-            self._prose.before_markup(before)
-            self._flush_prose()  # one text event per side of dropped markup
-        return True
-
-    def _block(self, eof: bool) -> bool:
-        i, marker = find_first(self._buf, _BLOCK_MARKERS)
-        if i == -1:
-            self._buf = "" if eof else self._buf[len(self._buf) - partial_tail(self._buf, _BLOCK_MARKERS) :]
-            return False
-        self._buf = self._buf[i + len(marker) :]
-        if marker == INVOKE_OPEN:
-            self._wrapped = True
-            self._state = _INVOKE_TAG
-        else:
-            self._state = _OUTSIDE
-            self._prose.after_block = True
-        return True
 
     def _tag_inside(self, eof: bool) -> Optional[tuple[str, str]]:
         """Inside of the tag at the buffer head and how it ended, or None to wait.
@@ -189,13 +109,14 @@ class DsmlScanner:
             return False
         inside, end = tag
         if end == "cut":  # the name never completed: nothing was opened
-            self._state = self._after_invoke()
+            self._leave_call()
             return True
         attrs, self_closing = _tag_attrs(inside) if end == "closed" else ({}, False)
         self._emit("invoke", attrs.get("name", "").strip() or None)
         self._body_seen = False
         if self_closing:
-            self._end_invoke(True, self._after_invoke())
+            self._emit("invoke_end", True)
+            self._leave_call()
         else:
             self._state = _INVOKE_BODY
         return True
@@ -213,7 +134,8 @@ class DsmlScanner:
         if i == -1:
             if eof:
                 self._buf = ""
-                self._end_invoke(False, _OUTSIDE)
+                self._emit("invoke_end", False)
+                self._leave_block()
                 return True
             self._buf = self._buf[len(self._buf) - partial_tail(self._buf, _BODY_MARKERS) :]
             return False
@@ -221,12 +143,14 @@ class DsmlScanner:
         self._buf = self._buf[i + len(marker) :]
         if marker == PARAM_OPEN:
             self._state = _PARAM_TAG
-        elif marker == INVOKE_CLOSE:
-            self._end_invoke(True, self._after_invoke())
-        elif marker == INVOKE_OPEN:
-            self._end_invoke(False, _INVOKE_TAG)
+            return True
+        self._emit("invoke_end", marker == INVOKE_CLOSE)
+        if marker == INVOKE_CLOSE:
+            self._leave_call()
+        elif marker == INVOKE_OPEN:  # the next invoke ends this one
+            self._state = _INVOKE_TAG
         else:  # BLOCK_CLOSE without the invoke close
-            self._end_invoke(False, _OUTSIDE)
+            self._leave_block()
         return True
 
     def _param_tag(self, eof: bool) -> bool:

@@ -1,9 +1,10 @@
-"""String helpers shared by the incremental markup scanners.
+"""What the incremental markup scanners (``dsml.py``, ``v31_markup.py``) share.
 
-The scanners (``dsml.py``, ``v31_markup.py``) keep an unconsumed buffer and,
-after every chunk, release what can no longer change: text is held back only
-while its tail could still grow into a marker.  ``Prose`` is the normal-text
-side of that: the text between tool-call blocks.
+A scanner keeps an unconsumed buffer and, after every chunk, releases what can
+no longer change: text is held back only while its tail could still grow into
+a marker.  ``Prose`` is the normal-text side of that (the text between
+tool-call blocks); ``CallBlockScanner`` is the driver and the two states every
+format has: outside call blocks, and inside a block between calls.
 """
 
 from __future__ import annotations
@@ -84,3 +85,100 @@ class Prose:
         text = "".join(self.out)
         self.out.clear()
         return text
+
+
+OUTSIDE, BLOCK = 0, 1  # states every CallBlockScanner has; formats number theirs from 2
+
+
+class CallBlockScanner:
+    """Driver for a format scanner: ``feed(chunk)`` / ``finish()`` -> events.
+
+    Subclasses set the markers below, ``STEPS`` (state methods by state
+    number; each returns True when it made progress) and ``CALL_STATE`` (where
+    a call opener leads).  Events are tuples, first item the kind; prose comes
+    as ("text", str).
+    """
+
+    BLOCK_OPEN = BLOCK_CLOSE = CALL_OPEN = ""
+    STRAY_CLOSERS: tuple[str, ...] = ()  # dropped when found outside a block
+    STEPS: tuple[str, ...] = ("_outside", "_block")
+    CALL_STATE = BLOCK
+
+    def __init__(self, prose: Prose) -> None:
+        self._buf = ""
+        self._state = OUTSIDE
+        self._wrapped = False  # the current call sits inside a block
+        self._prose = prose
+        self._events: list[tuple] = []
+        self._steps = tuple(getattr(self, name) for name in self.STEPS)
+        self._outside_markers = (self.BLOCK_OPEN, self.CALL_OPEN, *self.STRAY_CLOSERS)
+        self._block_markers = (self.CALL_OPEN, self.BLOCK_CLOSE)
+
+    def feed(self, text: str) -> list[tuple]:
+        self._buf += text
+        return self._run(eof=False)
+
+    def finish(self) -> list[tuple]:
+        return self._run(eof=True)
+
+    def _run(self, eof: bool) -> list[tuple]:
+        while self._steps[self._state](eof):
+            pass
+        self._flush_prose()
+        events, self._events = self._events, []
+        return events
+
+    def _flush_prose(self) -> None:
+        text = self._prose.take()
+        if text:
+            self._events.append(("text", text))
+
+    def _emit(self, *event) -> None:
+        self._flush_prose()  # keep text and call events in order
+        self._events.append(event)
+
+    def _leave_block(self) -> None:
+        self._state = OUTSIDE
+        self._prose.after_block = True
+
+    def _leave_call(self) -> None:
+        """After a call: back inside its block, or outside for a bare call."""
+        if self._wrapped:
+            self._state = BLOCK
+        else:
+            self._leave_block()
+
+    def _outside(self, eof: bool) -> bool:
+        i, marker = find_first(self._buf, self._outside_markers)
+        if i == -1:
+            tail = 0 if eof else partial_tail(self._buf, self._outside_markers)
+            cut = len(self._buf) - tail
+            self._buf = self._prose.release(self._buf[:cut], eof) + self._buf[cut:]
+            return False
+        before, self._buf = self._buf[:i], self._buf[i + len(marker) :]
+        if marker == self.BLOCK_OPEN:
+            self._prose.before_call(before)
+            self._state = BLOCK
+        elif marker == self.CALL_OPEN:  # a bare call, without the block
+            self._prose.before_call(before)
+            self._wrapped = False
+            self._state = self.CALL_STATE
+        else:
+            self._prose.before_markup(before)
+            self._flush_prose()  # one text event per side of dropped markup
+        return True
+
+    def _block(self, eof: bool) -> bool:
+        """Between calls inside a block: anything but a call or the close is dropped."""
+        i, marker = find_first(self._buf, self._block_markers)
+        if i == -1:
+            keep = 0 if eof else partial_tail(self._buf, self._block_markers)
+            self._buf = self._buf[len(self._buf) - keep :]
+            return False
+        self._buf = self._buf[i + len(marker) :]
+        if marker == self.CALL_OPEN:
+            self._wrapped = True
+            self._state = self.CALL_STATE
+        else:
+            self._leave_block()
+        return True

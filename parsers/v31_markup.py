@@ -19,7 +19,7 @@ Events: ("text", str), ("invoke", name | None), ("args", str),
 
 from __future__ import annotations
 
-from .markup import Prose, find_first, partial_tail
+from .markup import BLOCK, CallBlockScanner, Prose, find_first, partial_tail
 
 CALLS_BEGIN = "<｜tool▁calls▁begin｜>"
 CALLS_END = "<｜tool▁calls▁end｜>"
@@ -27,89 +27,26 @@ CALL_BEGIN = "<｜tool▁call▁begin｜>"
 CALL_END = "<｜tool▁call▁end｜>"
 SEP = "<｜tool▁sep｜>"
 
-_OUTSIDE_MARKERS = (CALLS_BEGIN, CALL_BEGIN, CALLS_END, CALL_END)
-_BLOCK_MARKERS = (CALL_BEGIN, CALLS_END)
 _NAME_MARKERS = (SEP, CALL_END, CALLS_END, CALL_BEGIN, CALLS_BEGIN)
 _ARGS_MARKERS = (CALL_END, CALLS_END, CALL_BEGIN, CALLS_BEGIN)
 
-_OUTSIDE, _BLOCK, _NAME, _ARGS = range(4)
+_NAME, _ARGS = range(2, 4)
 
 
 def _trailing_space(text: str) -> int:
     return len(text) - len(text.rstrip())
 
 
-class V31Scanner:
+class V31Scanner(CallBlockScanner):
     """Incremental V3.1 scanner: ``feed(chunk)`` / ``finish()`` -> events."""
 
+    BLOCK_OPEN, BLOCK_CLOSE, CALL_OPEN = CALLS_BEGIN, CALLS_END, CALL_BEGIN
+    STRAY_CLOSERS = (CALLS_END, CALL_END)
+    STEPS = (*CallBlockScanner.STEPS, "_name", "_args")
+    CALL_STATE = _NAME
+
     def __init__(self) -> None:
-        self._buf = ""
-        self._state = _OUTSIDE
-        self._wrapped = False
-        self._prose = Prose(str.rstrip, _trailing_space)
-        self._events: list[tuple] = []
-
-    def feed(self, text: str) -> list[tuple]:
-        self._buf += text
-        return self._run(eof=False)
-
-    def finish(self) -> list[tuple]:
-        return self._run(eof=True)
-
-    def _run(self, eof: bool) -> list[tuple]:
-        steps = (self._outside, self._block, self._name, self._args)
-        while steps[self._state](eof):
-            pass
-        self._flush_prose()
-        events, self._events = self._events, []
-        return events
-
-    def _flush_prose(self) -> None:
-        text = self._prose.take()
-        if text:
-            self._events.append(("text", text))
-
-    def _emit(self, *event) -> None:
-        self._flush_prose()
-        self._events.append(event)
-
-    def _leave_call(self) -> None:
-        self._state = _BLOCK if self._wrapped else _OUTSIDE
-        self._prose.after_block = not self._wrapped
-
-    def _outside(self, eof: bool) -> bool:
-        i, marker = find_first(self._buf, _OUTSIDE_MARKERS)
-        if i == -1:
-            tail = 0 if eof else partial_tail(self._buf, _OUTSIDE_MARKERS)
-            cut = len(self._buf) - tail
-            self._buf = self._prose.release(self._buf[:cut], eof) + self._buf[cut:]
-            return False
-        before, self._buf = self._buf[:i], self._buf[i + len(marker) :]
-        if marker == CALLS_BEGIN:
-            self._prose.before_call(before)
-            self._state = _BLOCK
-        elif marker == CALL_BEGIN:
-            self._prose.before_call(before)
-            self._wrapped = False
-            self._state = _NAME
-        else:
-            self._prose.before_markup(before)
-            self._flush_prose()  # one text event per side of dropped markup
-        return True
-
-    def _block(self, eof: bool) -> bool:
-        i, marker = find_first(self._buf, _BLOCK_MARKERS)
-        if i == -1:
-            self._buf = "" if eof else self._buf[len(self._buf) - partial_tail(self._buf, _BLOCK_MARKERS) :]
-            return False
-        self._buf = self._buf[i + len(marker) :]
-        if marker == CALL_BEGIN:
-            self._wrapped = True
-            self._state = _NAME
-        else:
-            self._state = _OUTSIDE
-            self._prose.after_block = True
-        return True
+        super().__init__(Prose(str.rstrip, _trailing_space))
 
     def _name(self, eof: bool) -> bool:
         i, marker = find_first(self._buf, _NAME_MARKERS)
@@ -122,15 +59,13 @@ class V31Scanner:
         if marker == SEP:
             self._emit("invoke", name or None)
             self._state = _ARGS
-        elif marker == CALL_BEGIN:
-            pass  # a new call starts; this one never had a name
         elif marker == CALLS_END:
-            self._state = _OUTSIDE
-            self._prose.after_block = True
+            self._leave_block()
         elif marker == CALLS_BEGIN:
-            self._state = _BLOCK
-        else:  # CALL_END
+            self._state = BLOCK
+        elif marker == CALL_END:
             self._leave_call()
+        # CALL_BEGIN: a new call starts; this one never had a name
         return True
 
     def _args(self, eof: bool) -> bool:
@@ -151,10 +86,9 @@ class V31Scanner:
         if marker == CALL_END:
             self._leave_call()
         elif marker == CALLS_END:
-            self._state = _OUTSIDE
-            self._prose.after_block = True
+            self._leave_block()
         elif marker == CALL_BEGIN:
             self._state = _NAME
         else:  # CALLS_BEGIN inside arguments: a new block
-            self._state = _BLOCK
+            self._state = BLOCK
         return True
