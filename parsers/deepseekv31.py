@@ -31,8 +31,7 @@ class _V31Reader:
         self._apply(self._scanner.feed(text))
 
     def finish(self) -> None:
-        self._apply(self._scanner.finish())
-        self._calls.end_call()
+        self._apply(self._scanner.finish())  # the scanner ends an open call itself
 
     def _apply(self, events: list[tuple]) -> None:
         for event in events:

@@ -53,8 +53,7 @@ class _DsmlReader:
         self._apply(self._scanner.feed(text))
 
     def finish(self) -> None:
-        self._apply(self._scanner.finish())
-        self._calls.end_call()
+        self._apply(self._scanner.finish())  # the scanner ends an open call itself
 
     def _apply(self, events: list[tuple]) -> None:
         calls = self._calls
