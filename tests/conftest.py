@@ -1,6 +1,7 @@
-"""Shared test set-up: shadowing guard and hardware markers."""
+"""Shared test set-up: shadowing guard, Triton interpreter on CPU, hardware markers."""
 
 import importlib.util
+import os
 import pathlib
 
 import pytest
@@ -28,6 +29,15 @@ def _has_cuda() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+# Without CUDA, Triton kernels run in the interpreter. @triton.jit reads TRITON_INTERPRET when a kernel
+# module is imported, so it is set here, before collection imports any test module: setting it in one
+# test module is too late for helpers another test module imported first (they stay compiled-mode
+# and fail when an interpreted kernel calls them). Subprocesses of tests clear it (tests/pyrun.py,
+# tests/server/sglang_server.py) unless a test asks for it.
+if not _has_cuda():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -73,11 +73,16 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def launch(model: Path, workdir: Path, *extra: str, flags: tuple[str, ...] = CPU_FLAGS):
-    """Yield a ready ``Server`` started with ``flags`` + ``extra``; on exit kill its process group and wait."""
+def launch(model: Path, workdir: Path, *extra: str, flags: tuple[str, ...] = CPU_FLAGS, env: dict | None = None):
+    """Yield a ready ``Server`` started with ``flags`` + ``extra``; on exit kill its process group and wait.
+
+    The server gets pytest's environment without TRITON_INTERPRET (which tests/conftest.py sets on
+    CPU machines), as a user would start it, plus ``SGLANG_USE_CPU_ENGINE=1`` and ``env``.
+    """
     port = free_port()
     log = workdir / f"server-{port}.log"
-    env = dict(os.environ, SGLANG_USE_CPU_ENGINE="1", PYTHONUNBUFFERED="1")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {
+        "SGLANG_USE_CPU_ENGINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     cmd = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model),
            "--host", "127.0.0.1", "--port", str(port), *flags, *extra]
     with open(log, "wb") as out:
