@@ -139,8 +139,10 @@ class DSABackend(AttentionBackend):
             self._store_kv(layer, forward_batch, k, k_rope)
         query = self._query(q, q_rope, layer)
         slots = cache_ops(query.device).topk_positions_to_slots(topk_indices, md.page_table_1)
-        cache = self.token_to_kv_pool.kv_buffer[layer.layer_id - self.token_to_kv_pool.start_layer]
+        pool = self.token_to_kv_pool
+        cache = pool.kv_buffer[layer.layer_id - pool.start_layer]  # [size + page, 1, W]; slot = page * 64 + offset
+        pages = cache.view(-1, pool.page_size, cache.shape[-1])
         out, _ = self.kernels.sparse_decode(
-            query[:, None], cache, slots[:, None], layer.scaling, d_v=self.kv_lora_rank
+            query[:, None], pages, slots[:, None], layer.scaling, d_v=self.kv_lora_rank
         )
         return out.reshape(out.shape[0], -1)
