@@ -72,6 +72,13 @@ class DSABackend(AttentionBackend):
     def get_cuda_graph_seq_len_fill_value(self):
         return 1
 
+    def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int):
+        # Metadata is built with host-side shapes each batch (no static buffers yet).
+        raise RuntimeError(
+            "dsv32-plugin's DSA backend has no CUDA-graph support yet; start the server with "
+            "--disable-cuda-graph (or --cuda-graph-backend-decode=disabled)"
+        )
+
     # -- indexer -----------------------------------------------------------
     def select_topk(self, layer_id: int, forward_batch, q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor):
         """Store keys, then pick each row's top-k request-local positions.
