@@ -118,3 +118,16 @@ def test_prefix_cache_reuse_matches_hf(parity):
     theirs = lp[torch.arange(len(ids) - 1, len(ids) + 7), torch.tensor(expected)]
     ours = torch.tensor([x[0] for x in out["meta_info"]["output_token_logprobs"]])
     assert_logprobs_close(ours, theirs, tie_free)
+
+
+def test_batched_requests_of_mixed_lengths_match_hf(parity):
+    """Three prompts in one call (dense, sparse, chunked) share extend and decode batches."""
+    server, hf, topk, _ = parity
+    prompts = [random_ids(n, seed=n) for n in (topk // 2, 3 * topk, 6 * topk + 5)]
+    out = generate(server, {"input_ids": prompts,
+                            "sampling_params": {"max_new_tokens": 12, "temperature": 0, "ignore_eos": True}})
+    for ids, result in zip(prompts, out):
+        with torch.no_grad():
+            expected = hf.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False,
+                                   eos_token_id=None, pad_token_id=0)[0, len(ids):].tolist()
+        assert result["output_ids"] == expected, len(ids)
