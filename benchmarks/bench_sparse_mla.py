@@ -14,6 +14,7 @@ once plus q, out and indices.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -38,6 +39,8 @@ SM_SCALE = 0.13523378  # DeepSeek-V3.2: 192^-0.5 * mscale^2
 D_QK, D_V, PAGE = 576, 512, 64
 DEVICE = os.environ.get("BENCH_DEVICE", "cuda")  # "cpu" + TRITON_INTERPRET=1: smoke-test this script
 RESULTS = []
+OUT_DIR = None  # set by main
+CHECK_ROWS = 256  # rows of every timed shape compared with the float32 reference before timing
 
 
 def ms(fn) -> float:
@@ -178,8 +181,9 @@ def check_cuda_graph():
 
 
 # ---------------------------------------------------------------- timings
-def record(kind, shape, ours, peer, flop=None, nbytes=None, config=None, note="", max_diff_vs_default=None):
+def record(kind, shape, ours, peer, flop=None, nbytes=None, config=None, note="", max_diff_vs_default=None, rel_l2_ref=None):
     row = {"section": kind, "shape": shape, "ours_ms": ours, "flashmla_ms": peer, "max_diff_vs_default": max_diff_vs_default,
+           "rel_l2_vs_reference": rel_l2_ref,
            "ratio_ours_over_flashmla_time": None if peer is None else ours / peer, "config": config, "note": note}
     if flop:
         row["ours_tflops"] = flop / ours / 1e9
@@ -189,6 +193,15 @@ def record(kind, shape, ours, peer, flop=None, nbytes=None, config=None, note=""
         row["flashmla_gbs"] = None if peer is None else nbytes / peer / 1e6
     print(json.dumps(row))
     RESULTS.append(row)
+    save()
+
+
+def save():
+    """Rewrite the result file after every timing, so a run cut short keeps what it measured."""
+    if OUT_DIR:
+        os.makedirs(OUT_DIR, exist_ok=True)
+        with open(os.path.join(OUT_DIR, "sparse_mla.json"), "w") as f:
+            json.dump(RESULTS, f, indent=1)
 
 
 @section
@@ -200,16 +213,21 @@ def time_prefill(T, S, configs):
         peer = ms(lambda: flash_mla.flash_mla_sparse_fwd(q, kv.unsqueeze(1), idx.unsqueeze(1), SM_SCALE, D_V,
                                                          use_legacy=True))
     base = sparse_mla_prefill(q, kv, idx, SM_SCALE)[0]
+    want = ref.sparse_mla_prefill(q[:CHECK_ROWS], kv, idx[:CHECK_ROWS], SM_SCALE)[0]  # float32 twin, first rows
     for c in [None, *configs]:
         try:
-            diff = (sparse_mla_prefill(q, kv, idx, SM_SCALE, config=c)[0].float() - base.float()).abs().max().item()
+            got = sparse_mla_prefill(q, kv, idx, SM_SCALE, config=c)[0]
+            diff = (got.float() - base.float()).abs().max().item()
+            err = rel_l2(got[:CHECK_ROWS], want)
+            if not err < 1e-2:  # NaN fails too
+                raise AssertionError(f"rel_l2 {err} vs reference")
             t = ms(lambda: sparse_mla_prefill(q, kv, idx, SM_SCALE, config=c))
         except Exception as exc:  # noqa: BLE001 - e.g. out of shared memory for a sweep point
             print(f"prefill config {c}: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         used = c or default_config(T, 128, idx.shape[1], q.device, split=False)
         record("prefill", f"T={T} S={S} H=128 topk=2048", t, peer, flop=flop, config=str(used),
-               note="default" if c is None else "sweep", max_diff_vs_default=diff)
+               note="default" if c is None else "sweep", max_diff_vs_default=diff, rel_l2_ref=err)
 
 
 @section
@@ -244,9 +262,14 @@ def time_decode(B, H, fp8, configs, s_q=1):
                 peer = ms(call)
                 note += f" (eager: graph capture failed: {type(exc).__name__})"
     base = sparse_mla_decode(q, cache, idx, SM_SCALE)[0]
+    want = ref.sparse_mla_decode(q[:CHECK_ROWS], cache, idx[:CHECK_ROWS], SM_SCALE)[0]
     for c in [None, *configs]:
         try:
-            diff = (sparse_mla_decode(q, cache, idx, SM_SCALE, config=c)[0].float() - base.float()).abs().max().item()
+            got = sparse_mla_decode(q, cache, idx, SM_SCALE, config=c)[0]
+            diff = (got.float() - base.float()).abs().max().item()
+            err = rel_l2(got[:CHECK_ROWS], want)
+            if not err < 1e-2:
+                raise AssertionError(f"rel_l2 {err} vs reference")
             t = graph_ms(lambda: sparse_mla_decode(q, cache, idx, SM_SCALE, config=c))
         except Exception as exc:  # noqa: BLE001
             print(f"decode config {c}: {type(exc).__name__}: {str(exc)[:200]}")
@@ -256,7 +279,7 @@ def time_decode(B, H, fp8, configs, s_q=1):
             note += f"; eager (launch cost included) {ms(lambda: sparse_mla_decode(q, cache, idx, SM_SCALE)) * 1e3:.1f} us"
         record("decode_fp8" if fp8 else "decode_bf16", f"B={B} s_q={s_q} H={H} topk={topk}", t, peer,
                flop=flop, nbytes=nbytes, config=str(used), note=("default" if c is None else "sweep") + "; " + note,
-               max_diff_vs_default=diff)
+               max_diff_vs_default=diff, rel_l2_ref=err)
 
 
 @section
@@ -266,7 +289,7 @@ def kernel_report():
         for key, kernel in device_cache[0].items():
             getattr(kernel, "_init_handles", lambda: None)()  # fills n_regs / n_spills
             ptx = kernel.asm.get("ptx", "")
-            row = {"section": "kernel", "key": str(key)[:300], "n_regs": kernel.n_regs, "n_spills": kernel.n_spills,
+            row = {"section": "kernel", "key": str(key)[-400:], "n_regs": kernel.n_regs, "n_spills": kernel.n_spills,
                    "shared": kernel.metadata.shared, "num_warps": kernel.metadata.num_warps,
                    "wgmma": ptx.count("wgmma.mma_async"), "mma_sync": ptx.count("mma.sync")}
             print(row)
@@ -302,6 +325,8 @@ def main():
     parser.add_argument("--sanitize", action="store_true")
     parser.add_argument("--skip-checks", action="store_true")
     args = parser.parse_args()
+    global OUT_DIR
+    OUT_DIR = args.out
     if args.sanitize:
         sanitize()
         return
@@ -317,27 +342,33 @@ def main():
                                (2, 128, False, 3), (5, 64, False, 1)):
             check_decode(B, H, fp8, s_q)
         check_cuda_graph()
+    # every default beside its measured neighbours (sparse_mla_h200_run*.json hold the earlier sweeps)
+    L, swap = LaunchConfig, dataclasses.replace
+    prefill_sweep = [L(64, 64, 8, 2, prefetch_indices=True), L(64, 64, 8, 2, defer_sum=True), L(64, 32, 8, 3)]
     for S in (8192, 65536):
-        time_prefill(4096, S, [])
-    for B in (1, 32, 128):
-        for H in (128, 16):  # previous default beside the new one
-            time_decode(B, H, True, [LaunchConfig(64, 64, 8, 2, {1: 32, 32: 2, 128: 1}[B])] if H == 128 else [])
-    for B in (32, 128):
-        time_decode(B, 128, False, [])
-        time_decode(B, 16, False, [])
+        time_prefill(4096, S, prefill_sweep if S == 8192 else [])
+    dev = torch.device("cuda")
+    for fp8, H, B in [(True, 128, B) for B in (32, 128, 1)] + [(True, 16, B) for B in (1, 32, 128)] + [
+            (False, H, B) for H in (128, 16) for B in (32, 128)]:
+        d = default_config(B, H, 2048, dev, split=True, kv_fp8=fp8)
+        sweep = []
+        if H == 128 and B > 1:
+            sweep.append(swap(d, defer_sum=not d.defer_sum))
+        if d.prefetch_indices:
+            sweep.append(swap(d, num_stages=2, prefetch_indices=False))
+        time_decode(B, H, fp8, sweep)
     time_decode(32, 128, True, [], s_q=2)
     kernel_report()
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "sparse_mla.json"), "w") as f:
-        json.dump(RESULTS, f, indent=1)
-    print("\nsection        shape                          ours_ms  flashmla_ms ratio  TFLOP/s  GB/s  note")
+    save()
+    print("\nsection     shape                          ours_us  flash_us ratio TFLOP/s   GB/s  rel_l2   config")
     for r in RESULTS:
-        if "shape" in r and r.get("note", "").startswith("default"):
+        if "ours_ms" in r:
             ratio = r.get("ratio_ours_over_flashmla_time")
-            print(f"{r['section']:<14} {r['shape']:<30} {r['ours_ms']:8.4f} {r['flashmla_ms'] or float('nan'):10.4f} "
-                  f"{ratio or float('nan'):5.2f} {r.get('ours_tflops', float('nan')):8.1f} "
-                  f"{r.get('ours_gbs', float('nan')):6.0f}  {r.get('note', '')}")
-
+            cfg = r["config"].replace("LaunchConfig(", "").replace("block_", "").replace("num_", "").rstrip(")")
+            print(f"{r['section'][:11]:<11} {r['shape'].replace(' topk=2048', ''):<30} {r['ours_ms'] * 1e3:8.1f} "
+                  f"{(r['flashmla_ms'] or float('nan')) * 1e3:8.1f} {ratio or float('nan'):5.2f} "
+                  f"{r.get('ours_tflops', float('nan')):7.1f} {r.get('ours_gbs', float('nan')):6.0f} "
+                  f"{r.get('rel_l2_vs_reference') or float('nan'):.1e} {r['note'][:7]} {cfg}")
 
 if __name__ == "__main__":
     sys.exit(main())
