@@ -1,6 +1,7 @@
 """The tiny DeepSeek-V3.2 checkpoint loads in transformers and sglang and keeps the real layout."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -148,9 +149,15 @@ def test_v32_and_speciale_have_no_chat_template(tmp_path, variant):
 
 
 def test_v32_exp_carries_the_shipped_template(tmp_path):
+    from transformers import AutoTokenizer
+
+    shipped = pathlib.Path(__file__).resolve().parents[2] / "templates" / "deepseek_v32_exp.jinja"
     path = make_tiny_checkpoint(tmp_path, "v32-exp")
     tok_config = json.loads((path / "tokenizer_config.json").read_text())
-    assert tok_config.get("chat_template") == exp_chat_template()
+    assert tok_config["chat_template"] == shipped.read_text() == exp_chat_template()
+    prompt = AutoTokenizer.from_pretrained(path).apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert "<｜User｜>hi<｜Assistant｜>" in prompt
 
 
 def test_seed_decides_the_weights(tmp_path):
