@@ -93,7 +93,7 @@ def _sparse_mla_fwd_kernel(
         # attention's layout): with 64 heads and 8 warps both warpgroups would compute the
         # whole score tile, twice the QK work. Inside an if/else the dot's result only
         # reaches the branch's yield, so Triton splits N across the warpgroups instead
-        # (prefill +22%, FP8 decode -11%). Both branches are the same dot, so the condition
+        # (prefill +22%, FP8 decode -8 to -10%). Both branches are the same dot, so the condition
         # does not matter; rope and nope sit in two branches with different conditions (two
         # ifs on one condition would be merged, chaining rope into nope again).
         k_rope = dot_operand(k_rope, DOT_FP32)
