@@ -153,3 +153,36 @@ class DSABackend(AttentionBackend):
             query[:, None], pages, slots[:, None], layer.scaling, d_v=self.kv_lora_rank
         )
         return out.reshape(out.shape[0], -1)
+
+
+class _StepView:
+    """A forward batch seen ``step`` draft steps later: positions advanced, everything else shared."""
+
+    def __init__(self, forward_batch, step: int):
+        self._batch = forward_batch
+        self.positions = forward_batch.positions + step
+
+    def __getattr__(self, name):
+        return getattr(self._batch, name)
+
+
+class DSAMultiStepDraftBackend:
+    """Per-step DSA backends for EAGLE's multi-step draft decode (``--speculative-num-steps`` > 1).
+
+    The worker builds metadata once per round, then runs step i with
+    ``attn_backends[i]`` after advancing the batch's positions by i; the draft
+    slots of every step are already in ``req_to_token``, so step i's metadata is
+    the batch's with positions + i.
+    """
+
+    needs_cpu_seq_lens = False
+
+    def __init__(self, model_runner, speculative_num_steps: int):
+        self.attn_backends = [DSABackend(model_runner) for _ in range(speculative_num_steps - 1)]
+
+    def init_forward_metadata(self, forward_batch):
+        for step, backend in enumerate(self.attn_backends):
+            backend.init_forward_metadata(_StepView(forward_batch, step))
+
+    def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int):
+        self.attn_backends[0].init_cuda_graph_state(max_bs, max_num_tokens)

@@ -6,10 +6,9 @@
 * The KV-cache configurator's DSA pool class becomes ``DSAIndexedKVPool``
   for V3.2 models (any ``index_head_dim``, exact float32 indexer cache).
 * Memory sizing counts the plugin's indexer-cache bytes per token.
-* EAGLE/MTP: the draft-extend backend of a V3.2 draft is the plugin's
-  backend too (the host's draft factory constructs its own DSA class
-  directly); multi-step draft decode (``--speculative-num-steps`` > 1) is
-  refused with a clear message.
+* EAGLE/MTP: the draft-extend and multi-step draft-decode backends of a V3.2
+  draft are the plugin's too (the host's draft factory constructs its own DSA
+  classes directly); draft top-k > 1 is refused with a clear message.
 * The configurator's CPU guard "CPU FP8 KV cache is only supported for MHA"
   is lifted for V3.2: the plugin's pool stores FP8 MLA rows and its backend
   reads them on any device.
@@ -76,10 +75,11 @@ def draft_extend_backend(original, self):
 def draft_decode_backend(original, self):
     if not is_v32(self.draft_model_runner.model_config.hf_config):
         return original(self)
-    raise ValueError(
-        "dsv32-plugin: the DeepSeek-V3.2 MTP draft runs one draft step per verify; "
-        f"use --speculative-num-steps 1 (got {self.speculative_num_steps})"
-    )
+    if self.topk != 1:
+        raise ValueError(f"dsv32-plugin: the DeepSeek-V3.2 MTP draft needs --speculative-eagle-topk 1, got {self.topk}")
+    from dsv32_plugin.attention.backend import DSAMultiStepDraftBackend
+
+    return "dsa", DSAMultiStepDraftBackend(self.draft_model_runner, self.speculative_num_steps)
 
 
 def last_loc_on_cpu(original, req_to_token, req_pool_indices_tensor, prefix_lens_tensor):
@@ -152,9 +152,9 @@ def install() -> None:
     )
     ledger.hook(
         DRAFT_DECODE, draft_decode_backend, "AROUND",
-        why="multi-step draft decode is not implemented for the V3.2 draft: refuse it by name instead of "
-        "building the host's CUDA-only backend",
-        undo="drop the hook once the plugin ships a multi-step draft backend",
+        why="multi-step draft decode (--speculative-num-steps > 1) of the V3.2 draft must use the plugin's "
+        "per-step DSA backends (the host builds its own CUDA-only class); draft top-k > 1 is refused by name",
+        undo="drop the hook; multi-step EAGLE on V3.2 then uses the host's DSA backends (GPU only)",
     )
     ledger.hook(
         LAST_LOC, last_loc_on_cpu, "AROUND",

@@ -1,7 +1,8 @@
-"""MTP draft under EAGLE on CPU (``--speculative-algorithm EAGLE``, one draft step, two draft tokens).
+"""MTP draft under EAGLE on CPU (``--speculative-algorithm EAGLE``, top-k 1, steps + 1 draft tokens).
 
-* Greedy output with MTP equals transformers' greedy output (float32), i.e. the
-  output without MTP (test_parity_hf checks the plain server against the same).
+* Greedy output with MTP (one draft step; and three chained steps) equals
+  transformers' greedy output (float32), i.e. the output without MTP
+  (test_parity_hf checks the plain server against the same).
 * The draft's forward against a reference: transformers' own
   ``DeepseekV32DecoderLayer`` loaded with the checkpoint's MTP layer, fed
   ``eh_proj([enorm(embed(x_{t+1})) | hnorm(h_t)])`` over the whole sequence
@@ -56,17 +57,33 @@ def make_draftable(ckpt) -> None:
 
 
 @pytest.fixture(scope="module")
-def eagle(tmp_path_factory):
+def draftable(tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
     root = tmp_path_factory.mktemp("mtp")
     ckpt = make_tiny_checkpoint(root / "tiny")
     make_draftable(ckpt)
     hf = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32, attn_implementation="eager").eval()
-    flags = ("--dtype", "float32", "--speculative-algorithm", "EAGLE", "--speculative-num-steps", "1",
-             "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", "2")
-    with launch(ckpt, root, *flags) as server:
-        yield server, hf, ckpt
+    return root, ckpt, hf
+
+
+def eagle_server(draftable, steps: int):
+    root, ckpt, _ = draftable
+    flags = ("--dtype", "float32", "--speculative-algorithm", "EAGLE", "--speculative-num-steps", str(steps),
+             "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", str(steps + 1))
+    return launch(ckpt, root, *flags)
+
+
+def greedy_round(server, hf) -> tuple[list[int], list[int], dict]:
+    """(prompt, output, meta) of a 24-token greedy request; the output must equal transformers'."""
+    ids = torch.randint(5, 600, (40,), generator=torch.Generator().manual_seed(2)).tolist()
+    out = generate(server, {"input_ids": ids, "sampling_params": {"max_new_tokens": NEW_TOKENS, "temperature": 0,
+                                                                  "ignore_eos": True}})
+    with torch.no_grad():
+        expected = hf.generate(torch.tensor([ids]), max_new_tokens=NEW_TOKENS, do_sample=False,
+                               eos_token_id=None, pad_token_id=0)[0, len(ids):].tolist()
+    assert out["output_ids"] == expected
+    return ids, expected, out["meta_info"]
 
 
 def reference_drafts(hf, ckpt, ids: list[int]) -> list[int]:
@@ -123,18 +140,22 @@ def eagle_walk(drafts: list[int], ids: list[int], prompt_len: int) -> tuple[int,
     return verifies, accepted
 
 
-def test_mtp_greedy_output_equals_target_and_draft_matches_reference(eagle):
-    server, hf, ckpt = eagle
-    ids = torch.randint(5, 600, (40,), generator=torch.Generator().manual_seed(2)).tolist()
-    out = generate(server, {"input_ids": ids, "sampling_params": {"max_new_tokens": NEW_TOKENS, "temperature": 0,
-                                                                  "ignore_eos": True}})
-    with torch.no_grad():
-        expected = hf.generate(torch.tensor([ids]), max_new_tokens=NEW_TOKENS, do_sample=False,
-                               eos_token_id=None, pad_token_id=0)[0, len(ids):].tolist()
-    assert out["output_ids"] == expected
-    meta = out["meta_info"]
-    full = ids + expected
+def test_mtp_greedy_output_equals_target_and_draft_matches_reference(draftable):
+    _, ckpt, hf = draftable
+    with eagle_server(draftable, steps=1) as server:
+        ids, output, meta = greedy_round(server, hf)
+    full = ids + output
     verifies, accepted = eagle_walk(reference_drafts(hf, ckpt, full), full, len(ids))
-    print(f"MTP accept length {meta['spec_accept_length']:.3f}, accepted drafts "
+    print(f"MTP 1 step: accept length {meta['spec_accept_length']:.3f}, accepted drafts "
           f"{meta['spec_num_correct_drafts']}/{meta['spec_verify_ct']} (reference {accepted}/{verifies})")
     assert (meta["spec_verify_ct"], meta["spec_num_correct_drafts"]) == (verifies, accepted)
+
+
+def test_multi_step_mtp_greedy_output_equals_target(draftable):
+    """Three chained draft steps (the draft feeds on its own hidden states): output unchanged, drafts accepted."""
+    _, _, hf = draftable
+    with eagle_server(draftable, steps=3) as server:
+        _, output, meta = greedy_round(server, hf)
+    print(f"MTP 3 steps: accept length {meta['spec_accept_length']:.3f}, accepted drafts "
+          f"{meta['spec_num_correct_drafts']} in {meta['spec_verify_ct']} verifies")
+    assert meta["spec_verify_ct"] < len(output) - 1 and meta["spec_num_correct_drafts"] > meta["spec_verify_ct"]
