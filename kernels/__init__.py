@@ -8,8 +8,8 @@ Triton compilation. Each has a float32 twin of the same name in
 import importlib
 
 _EXPORTS = {
-    "sparse_mla_prefill": "sparse_mla_prefill",
-    "sparse_mla_decode": "sparse_mla_decode",
+    "sparse_mla_prefill": "sparse_mla",
+    "sparse_mla_decode": "sparse_mla",
     "quantize_kv_fp8": "kv_cache",
     "dequantize_kv_fp8": "kv_cache",
     "store_mla_kv": "kv_cache",

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import types
 
 import torch
 from sglang.srt.layers.attention.base_attn_backend import AttentionBackend
@@ -34,17 +33,6 @@ from dsv32_plugin.kernels.reference.kv_cache import dequantize_kv_fp8, fp8_dims
 
 
 logger = logging.getLogger("dsv32_plugin")
-
-
-def _resolved(ref):
-    """The function a dispatch ``KernelRef`` names.
-
-    ``dsv32_plugin.kernels`` exports ``sparse_mla_prefill``/``sparse_mla_decode``
-    lazily from modules of the same names; once such a module is imported the
-    package attribute is the module, so the lookup can return the module.
-    """
-    fn = ref.resolve()
-    return getattr(fn, ref.name) if isinstance(fn, types.ModuleType) else fn
 
 
 class DSABackend(AttentionBackend):
@@ -73,7 +61,7 @@ class DSABackend(AttentionBackend):
         kernels = select_kernels(prefill, decode, device=self.device, kv_cache_dtype=kv_dtype_flag)
         # Resolve the lazily named kernels once, off the per-layer hot path.
         self.kernels = dataclasses.replace(kernels, **{
-            field: _resolved(getattr(kernels, field))
+            field: getattr(kernels, field).resolve()
             for field in ("sparse_prefill", "sparse_decode", "indexer_prefill", "indexer_decode")
             if hasattr(getattr(kernels, field), "resolve")
         })

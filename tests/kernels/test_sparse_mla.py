@@ -139,8 +139,7 @@ if not torch.cuda.is_available():
 
 from dsv32_plugin.kernels.reference.kv_cache import fp8_row_bytes  # noqa: E402
 from dsv32_plugin.kernels.sparse_mla_core import LaunchConfig  # noqa: E402
-from dsv32_plugin.kernels.sparse_mla_decode import sparse_mla_decode  # noqa: E402
-from dsv32_plugin.kernels.sparse_mla_prefill import sparse_mla_prefill  # noqa: E402
+from dsv32_plugin.kernels.sparse_mla import sparse_mla_decode, sparse_mla_prefill  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
