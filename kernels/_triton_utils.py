@@ -7,16 +7,11 @@ constexpr, decided here once, and casts its dot operands through
 ``dot_operand``; on a GPU the operands stay bf16 so tensor cores are used.
 """
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
-
-def interpreting() -> bool:
-    """True when Triton kernels run in the CPU interpreter (``TRITON_INTERPRET`` set, not "0")."""
-    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() not in ("", "0", "false")
+from .interpreter import interpreting
 
 
 def dot_fp32() -> bool:

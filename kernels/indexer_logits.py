@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_utils import interpreting
+from .interpreter import interpreting
 
 
 def fp8_dot_supported(device: torch.device) -> bool:

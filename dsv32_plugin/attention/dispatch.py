@@ -117,7 +117,7 @@ def _runs_anywhere(device: torch.device) -> Optional[str]:
 def _triton_cannot_run(device: torch.device) -> Optional[str]:
     if device.type == "cuda":
         return None
-    from dsv32_plugin.kernels._triton_utils import interpreting
+    from dsv32_plugin.kernels.interpreter import interpreting
 
     if device.type == "cpu" and interpreting():
         return None

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from dsv32_plugin.hooks import ledger
+from dsv32_plugin.hooks.models import is_v32
 
 BACKENDS = "sglang.srt.layers.attention.attention_registry.ATTENTION_BACKENDS"
 POOL_CLASS = "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator._resolve_kv_pool_class"
@@ -26,13 +27,6 @@ DRAFT_EXTEND = "sglang.srt.speculative.draft_utils.DraftBackendFactory._create_d
 DRAFT_DECODE = "sglang.srt.speculative.draft_utils.DraftBackendFactory._create_dsa_decode_backend"
 LAST_LOC = "sglang.srt.mem_cache.allocation.get_last_loc"
 BACKEND_NAMES = ("dsa", "nsa")
-
-
-def is_v32(hf_config) -> bool:
-    from dsv32_plugin.hooks.models import TARGET_ARCH, is_v32_config
-
-    archs = getattr(hf_config, "architectures", None) or []
-    return is_v32_config(hf_config) and (TARGET_ARCH in archs or "DeepseekV3ForCausalLMNextN" in archs)
 
 
 def backend_factory(host_factory):

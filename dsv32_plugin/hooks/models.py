@@ -17,8 +17,14 @@ TARGET_ARCH = "DeepseekV32ForCausalLM"
 DRAFT_ARCH = "DeepseekV3ForCausalLMNextN"
 
 
-def is_v32_config(config) -> bool:
-    return getattr(config, "index_topk", None) is not None
+def is_v32(hf_config) -> bool:
+    """A DeepSeek-V3.2 config, the one test every hook uses to decide whether it acts.
+
+    ``index_topk`` set, and the arch is ``DeepseekV32ForCausalLM`` or the NextN
+    key the host rewrites a V3.2 draft's arch to.
+    """
+    archs = getattr(hf_config, "architectures", None) or []
+    return getattr(hf_config, "index_topk", None) is not None and (TARGET_ARCH in archs or DRAFT_ARCH in archs)
 
 
 def draft_dispatch_class(host_nextn: type) -> type:
@@ -26,7 +32,7 @@ def draft_dispatch_class(host_nextn: type) -> type:
 
     class DeepseekNextNDispatch(host_nextn):
         def __new__(cls, config, *args, **kwargs):
-            if is_v32_config(config):
+            if is_v32(config):
                 from dsv32_plugin.models.deepseek_v32_mtp import DeepseekV32MTP
 
                 return DeepseekV32MTP(config, *args, **kwargs)

@@ -35,12 +35,9 @@ import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
+from dsv32_plugin.hooks.models import is_v32
 
 logger = logging.getLogger("dsv32_plugin")
-
-# Architectures whose DSA arguments the plugin resolves (with index_topk set): the
-# ones whose model and DSA backend the plugin builds (hooks/models.py, hooks/attention.py).
-SERVED_ARCHITECTURES = ("DeepseekV32ForCausalLM",)
 
 _BACKEND_FLAGS = {
     "dsa_prefill_backend": "--nsa-prefill-backend",
@@ -49,18 +46,10 @@ _BACKEND_FLAGS = {
 _SOURCE = "dsv32_plugin.hooks.server_args"
 
 
-def serves(hf_config: Any) -> bool:
-    """True for a DeepSeek-V3.2 checkpoint (``DeepseekV32ForCausalLM`` with ``index_topk``)."""
-    from sglang.srt.configs.model_config import is_deepseek_dsa
-
-    archs = getattr(hf_config, "architectures", None) or [None]
-    return archs[0] in SERVED_ARCHITECTURES and is_deepseek_dsa(hf_config)
-
-
 def _served_view(view: Any) -> bool:
     from sglang.srt.arg_groups.overrides import model_config_of
 
-    return serves(model_config_of(view).hf_config)
+    return is_v32(model_config_of(view).hf_config)
 
 
 # -- 1. flags ---------------------------------------------------------------
