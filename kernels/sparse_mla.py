@@ -7,7 +7,8 @@
 import torch
 
 from ._triton_utils import check_launchable
-from .reference.kv_cache import as_pages, fp8_dims
+from .reference.kv_cache import as_pages
+from .reference.sparse_mla import check_decode_args, check_prefill_args
 from .sparse_mla_core import LaunchConfig, default_config, sparse_mla_forward
 
 
@@ -30,12 +31,7 @@ def sparse_mla_prefill(
     >= 16 (576 = 512 + 64; test models 128 + 32, 64 + 16). ``config`` overrides
     the tile choice (benchmarks).
     """
-    if q.dim() != 3 or kv.dim() != 2 or kv.shape[1] != q.shape[2] or indices.dim() != 2 or indices.shape[0] != q.shape[0]:
-        raise ValueError(
-            f"need q [T, H, D], kv [S, D], indices [T, topk]; got {tuple(q.shape)}, {tuple(kv.shape)}, {tuple(indices.shape)}"
-        )
-    if topk_length is not None and topk_length.shape != q.shape[:1]:
-        raise ValueError(f"topk_length must be [T], got {tuple(topk_length.shape)}")
+    check_prefill_args(q, kv, indices, topk_length)
     check_launchable(q, kv, indices, *([] if topk_length is None else [topk_length]))
     q = q if q.stride(2) == 1 else q.contiguous()
     kv = kv if kv.stride(1) == 1 else kv.contiguous()
@@ -67,19 +63,9 @@ def sparse_mla_decode(
     float32. Long index lists at small batch are split across programs and merged;
     no host sync, so it captures into a CUDA graph.
     """
-    if q.dim() != 4 or indices.dim() != 3 or indices.shape[:2] != q.shape[:2]:
-        raise ValueError(f"need q [B, s_q, H, D] and indices [B, s_q, topk]; got {tuple(q.shape)}, {tuple(indices.shape)}")
-    if topk_length is not None and topk_length.shape != q.shape[:2]:
-        raise ValueError(f"topk_length must be [B, s_q], got {tuple(topk_length.shape)}")
-    B, s_q, H, D = q.shape
     pages = as_pages(kv_cache)
-    kv_fp8 = pages.dtype == torch.uint8
-    if kv_fp8:
-        d_nope, _ = fp8_dims(pages.shape[2], D)
-        if d_nope != d_v:
-            raise ValueError(f"the FP8 cache quantises {d_nope} values per token but d_v={d_v}; they must match")
-    elif pages.shape[2] != D:
-        raise ValueError(f"cache rows hold {pages.shape[2]} values, q has D={D}")
+    kv_fp8 = check_decode_args(q, pages, indices, topk_length, d_v)
+    B, s_q, H, D = q.shape
     if pages.stride(2) != 1:
         raise ValueError("cache rows must be contiguous")
     check_launchable(q, pages, indices, *([] if topk_length is None else [topk_length]))

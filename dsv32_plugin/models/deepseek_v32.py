@@ -72,7 +72,20 @@ class DeepseekV32Model(nn.Module):
         return self.norm(hidden)
 
 
-class DeepseekV32ForCausalLM(nn.Module):
+class SharedEmbedHead:
+    """EAGLE's hand-over of ``model.embed_tokens`` and ``lm_head`` between target and draft."""
+
+    def get_embed_and_head(self):
+        return self.model.embed_tokens.weight, self.lm_head.weight
+
+    def set_embed_and_head(self, embed, head):
+        del self.model.embed_tokens.weight
+        del self.lm_head.weight
+        self.model.embed_tokens.weight = embed
+        self.lm_head.weight = head
+
+
+class DeepseekV32ForCausalLM(SharedEmbedHead, nn.Module):
     def __init__(self, config, quant_config=None, prefix: str = ""):
         super().__init__()
         # FP8 block weights are dequantised while loading (models/weights.py), so
@@ -104,15 +117,6 @@ class DeepseekV32ForCausalLM(nn.Module):
         for layer in self.model.layers:
             layer.self_attn.split_kv_b()
         return loaded
-
-    def get_embed_and_head(self):
-        return self.model.embed_tokens.weight, self.lm_head.weight
-
-    def set_embed_and_head(self, embed, head):
-        del self.model.embed_tokens.weight
-        del self.lm_head.weight
-        self.model.embed_tokens.weight = embed
-        self.lm_head.weight = head
 
 
 EntryClass = [DeepseekV32ForCausalLM]

@@ -26,7 +26,7 @@ from sglang.srt.layers.logits_processor import LogitsProcessor
 from sglang.srt.layers.vocab_parallel_embedding import ParallelLMHead, VocabParallelEmbedding
 from torch import nn
 
-from dsv32_plugin.models.deepseek_v32 import DeepseekV32DecoderLayer, model_device
+from dsv32_plugin.models.deepseek_v32 import DeepseekV32DecoderLayer, SharedEmbedHead, model_device
 from dsv32_plugin.models.weights import load_params
 
 
@@ -53,7 +53,7 @@ class DeepseekV32MTPModel(nn.Module):
         return self.shared_head.norm(hidden)
 
 
-class DeepseekV32MTP(nn.Module):
+class DeepseekV32MTP(SharedEmbedHead, nn.Module):
     """The draft model the host builds for ``DeepseekV3ForCausalLMNextN`` on a V3.2 checkpoint."""
 
     def __init__(self, config, quant_config=None, prefix: str = ""):
@@ -85,12 +85,3 @@ class DeepseekV32MTP(nn.Module):
         loaded = load_params(self, weights, rename)
         self.model.decoder.self_attn.split_kv_b()
         return loaded
-
-    def get_embed_and_head(self):
-        return self.model.embed_tokens.weight, self.lm_head.weight
-
-    def set_embed_and_head(self, embed, head):
-        del self.model.embed_tokens.weight
-        del self.lm_head.weight
-        self.model.embed_tokens.weight = embed
-        self.lm_head.weight = head

@@ -114,3 +114,12 @@ def save_tokenizer(directory: pathlib.Path, *, chat_template: str | None) -> int
         config["chat_template"] = chat_template
     (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     return tok.get_vocab_size(with_added_tokens=True)
+
+
+def load_tokenizer(directory: pathlib.Path, *, chat_template: str | None = None):
+    """Save the tiny tokenizer into ``directory`` (created if missing) and load it with transformers."""
+    from transformers import AutoTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(directory, chat_template=chat_template)
+    return AutoTokenizer.from_pretrained(str(directory))

@@ -54,6 +54,37 @@ def _attend(q, gather_rows, indices, valid, sm_scale, d_v):
     return out.to(q.dtype), lse
 
 
+def check_prefill_args(q, kv, indices, topk_length) -> None:
+    """Shape contract of ``sparse_mla_prefill`` (reference and kernel alike)."""
+    if q.dim() != 3 or kv.dim() != 2 or kv.shape[1] != q.shape[2] or indices.dim() != 2 or indices.shape[0] != q.shape[0]:
+        raise ValueError(
+            f"need q [T, H, D], kv [S, D], indices [T, topk]; got {tuple(q.shape)}, "
+            f"{tuple(kv.shape)}, {tuple(indices.shape)}"
+        )
+    if topk_length is not None and topk_length.shape != q.shape[:1]:
+        raise ValueError(f"topk_length must be [T], got {tuple(topk_length.shape)}")
+
+
+def check_decode_args(q, pages, indices, topk_length, d_v: int) -> bool:
+    """Shape contract of ``sparse_mla_decode``; returns whether ``pages`` is the FP8 layout.
+
+    ``pages`` is the cache as ``as_pages`` returns it.
+    """
+    if q.dim() != 4 or indices.dim() != 3 or indices.shape[:2] != q.shape[:2]:
+        raise ValueError(f"need q [B, s_q, H, D] and indices [B, s_q, topk]; got {tuple(q.shape)}, {tuple(indices.shape)}")
+    if topk_length is not None and topk_length.shape != q.shape[:2]:
+        raise ValueError(f"topk_length must be [B, s_q], got {tuple(topk_length.shape)}")
+    D = q.shape[3]
+    if pages.dtype == torch.uint8:
+        d_nope, _ = fp8_dims(pages.shape[-1], D)
+        if d_nope != d_v:
+            raise ValueError(f"the FP8 cache quantises {d_nope} values per token but d_v={d_v}; they must match")
+        return True
+    if pages.shape[-1] != D:
+        raise ValueError(f"cache rows hold {pages.shape[-1]} values, q has D={D}")
+    return False
+
+
 def sparse_mla_prefill(
     q: torch.Tensor,
     kv: torch.Tensor,
@@ -69,11 +100,7 @@ def sparse_mla_prefill(
     (only the first topk_length[t] entries of row t count).
     Returns out [T, H, d_v] in q.dtype and lse [T, H] float32 (natural log).
     """
-    if q.dim() != 3 or kv.dim() != 2 or kv.shape[1] != q.shape[2] or indices.shape[:1] != q.shape[:1]:
-        raise ValueError(
-            f"need q [T, H, D], kv [S, D], indices [T, topk]; got {tuple(q.shape)}, "
-            f"{tuple(kv.shape)}, {tuple(indices.shape)}"
-        )
+    check_prefill_args(q, kv, indices, topk_length)
     valid = _valid_mask(indices, kv.shape[0], topk_length)
     kv32 = kv.float()
     return _attend(q, lambda idx: kv32[idx], indices, valid, sm_scale, d_v)
@@ -95,22 +122,19 @@ def sparse_mla_decode(
     (page * page_size + offset), -1 = skip; topk_length [B, s_q] or None.
     Returns out [B, s_q, H, d_v] in q.dtype and lse [B, s_q, H] float32.
     """
-    if q.dim() != 4 or indices.dim() != 3 or indices.shape[:2] != q.shape[:2]:
-        raise ValueError(f"need q [B, s_q, H, D] and indices [B, s_q, topk]; got {tuple(q.shape)}, {tuple(indices.shape)}")
-    B, s_q, H, D = q.shape
     pages = as_pages(kv_cache)
+    kv_fp8 = check_decode_args(q, pages, indices, topk_length, d_v)
+    B, s_q, H, D = q.shape
     flat = pages.reshape(-1, pages.shape[-1])  # [num_slots, W]
-    if pages.dtype == torch.uint8:
+    if kv_fp8:
         d_nope, d_rope = fp8_dims(pages.shape[-1], D)
 
         def gather_rows(idx):
             return dequantize_kv_fp8(flat[idx], d_nope, d_rope, dtype=torch.float32)
-    elif pages.shape[-1] == D:
+    else:
 
         def gather_rows(idx):
             return flat[idx].float()
-    else:
-        raise ValueError(f"cache rows hold {pages.shape[-1]} values, q has D={D}")
     flat_idx = indices.reshape(B * s_q, -1)
     lengths = None if topk_length is None else topk_length.reshape(B * s_q)
     valid = _valid_mask(flat_idx, flat.shape[0], lengths)

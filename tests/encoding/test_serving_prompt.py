@@ -22,7 +22,7 @@ import dsv32_plugin  # noqa: E402
 from dsv32_plugin import templates  # noqa: E402
 from dsv32_plugin.encoding import encode_messages  # noqa: E402
 from dsv32_plugin.hooks import chat_encoding  # noqa: E402
-from dsv32_plugin.testing.tiny_tokenizer import save_tokenizer  # noqa: E402
+from dsv32_plugin.testing.tiny_tokenizer import load_tokenizer, save_tokenizer  # noqa: E402
 
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
@@ -43,12 +43,7 @@ AGENTIC = [
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    from transformers import AutoTokenizer
-
-    directory = tmp_path_factory.mktemp("tok") / "DeepSeek-V3.2-tiny"
-    directory.mkdir()
-    save_tokenizer(directory, chat_template=None)
-    return AutoTokenizer.from_pretrained(str(directory))
+    return load_tokenizer(tmp_path_factory.mktemp("tok") / "DeepSeek-V3.2-tiny")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from sglang.srt.entrypoints.openai import serving_chat
 from sglang.srt.entrypoints.openai.protocol import ChatCompletionRequest, ChatCompletionResponse
 from sglang.srt.parser.template_manager import TemplateManager
 
-from dsv32_plugin.testing.tiny_tokenizer import save_tokenizer
+from dsv32_plugin.testing.tiny_tokenizer import load_tokenizer
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}}]
@@ -34,12 +34,7 @@ CALLS = [("get_weather", {"city": "Oslo", "days": 2}), ("get_weather", {"city": 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    from transformers import AutoTokenizer
-
-    directory = tmp_path_factory.mktemp("tok") / "DeepSeek-V3.2-tiny"
-    directory.mkdir()
-    save_tokenizer(directory, chat_template=None)
-    return AutoTokenizer.from_pretrained(str(directory))
+    return load_tokenizer(tmp_path_factory.mktemp("tok") / "DeepSeek-V3.2-tiny")
 
 
 class _ServingConfig(types.SimpleNamespace):

@@ -13,7 +13,7 @@ import jinja2
 import pytest
 
 from dsv32_plugin import templates
-from dsv32_plugin.testing.tiny_tokenizer import save_tokenizer
+from dsv32_plugin.testing.tiny_tokenizer import load_tokenizer, save_tokenizer
 
 BOS = "<｜begin▁of▁sentence｜>"
 EOS = "<｜end▁of▁sentence｜>"
@@ -58,11 +58,8 @@ CALLS_TEXT = (
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     from sglang.srt.parser.template_manager import TemplateManager
-    from transformers import AutoTokenizer
 
-    directory = tmp_path_factory.mktemp("tok")
-    save_tokenizer(directory, chat_template=None)
-    tok = AutoTokenizer.from_pretrained(str(directory))
+    tok = load_tokenizer(tmp_path_factory.mktemp("tok"))
     TemplateManager()._load_jinja_template(types.SimpleNamespace(tokenizer=tok), templates.path("deepseek_v32_exp.jinja"))
     return tok
 

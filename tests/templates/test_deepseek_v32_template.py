@@ -18,7 +18,7 @@ import pytest
 
 from dsv32_plugin import templates
 from dsv32_plugin.encoding import EncodingError, encode_messages
-from dsv32_plugin.testing.tiny_tokenizer import save_tokenizer
+from dsv32_plugin.testing.tiny_tokenizer import load_tokenizer, save_tokenizer
 
 DATA = pathlib.Path(__file__).parents[1] / "encoding" / "data"
 
@@ -26,11 +26,8 @@ DATA = pathlib.Path(__file__).parents[1] / "encoding" / "data"
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     from sglang.srt.parser.template_manager import TemplateManager
-    from transformers import AutoTokenizer
 
-    directory = tmp_path_factory.mktemp("tok")
-    save_tokenizer(directory, chat_template=None)
-    tok = AutoTokenizer.from_pretrained(str(directory))
+    tok = load_tokenizer(tmp_path_factory.mktemp("tok"))
     manager = TemplateManager()
     manager._load_jinja_template(types.SimpleNamespace(tokenizer=tok), templates.path("deepseek_v32.jinja"))
     assert manager.jinja_template_content_format == "string"  # sglang flattens content parts for us
