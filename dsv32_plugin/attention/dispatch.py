@@ -180,13 +180,14 @@ BACKENDS: dict[str, _Backend] = {
 HOST_ALIASES: dict[str, str] = {"triton_sparse_mla": "triton"}
 
 # Defaults per CUDA compute-capability major: (prefill preferences, decode
-# preferences); the first backend that can run wins. Triton everywhere until
-# the H200/B200 measurements (docs/kernels.md) show FlashMLA faster; to prefer
-# FlashMLA where installed, write e.g. ("flashmla_auto", "triton").
+# preferences); the first backend that can run wins. On the H200 FlashMLA is
+# faster than our Triton kernels (docs/perf.md: prefill 1.9x, FP8 decode
+# 1.5-1.8x, bf16 decode 1.3-2.2x at H=128), so it is preferred where installed
+# (sm90, and sm100 where FlashMLA also builds); Triton everywhere else.
 CUDA_DEFAULT_PREFERENCES: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    8: (("triton",), ("triton",)),  # sm80 / sm86 / sm89
-    9: (("triton",), ("triton",)),  # sm90 (H100 / H200)
-    10: (("triton",), ("triton",)),  # sm100 (B200)
+    8: (("triton",), ("triton",)),  # sm80 / sm86 / sm89: FlashMLA has no kernels
+    9: (("flashmla_auto", "triton"), ("flashmla_auto", "triton")),  # sm90 (H100 / H200)
+    10: (("flashmla_auto", "triton"), ("flashmla_auto", "triton")),  # sm100 (B200), not measured
 }
 _CUDA_FALLBACK_PREFERENCES = (("triton",), ("triton",))
 CPU_DEFAULT = "torch"

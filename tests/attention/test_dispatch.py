@@ -113,8 +113,16 @@ def fake_sm90_with_flashmla(monkeypatch):
     monkeypatch.setattr(dispatch.importlib.util, "find_spec", find_spec)
 
 
+def test_sm90_defaults_to_flashmla_where_installed_else_triton(fake_sm90_with_flashmla, monkeypatch):
+    for phase in ("prefill", "decode"):
+        for kv in ("bf16", "fp8_e4m3"):
+            assert dispatch.default_backend(phase, device=CUDA, kv_cache_dtype=kv) == "flashmla_auto"
+    monkeypatch.setattr(dispatch.importlib.util, "find_spec", lambda name, *args: None)
+    for phase in ("prefill", "decode"):
+        assert dispatch.default_backend(phase, device=CUDA, kv_cache_dtype="bf16") == "triton"
+
+
 def test_cuda_defaults_follow_the_preference_table(fake_sm90_with_flashmla, monkeypatch):
-    assert dispatch.default_backend("decode", device=CUDA, kv_cache_dtype="bf16") == "triton"
     prefs = {9: (("flashmla_auto", "triton"), ("flashmla_kv", "triton"))}
     monkeypatch.setattr(dispatch, "CUDA_DEFAULT_PREFERENCES", prefs)
     assert dispatch.default_backend("prefill", device=CUDA, kv_cache_dtype="bf16") == "flashmla_auto"
