@@ -85,19 +85,25 @@ def test_prompt_logprobs_match_hf(parity, path):
     assert abs(top[0][0] - lp[-1].max().item()) < TIE_TOL
 
 
-def test_greedy_32_tokens_match_hf(parity):
-    server, hf, topk, tie_free = parity
-    ids = random_ids(3 * topk, seed=11)
+def assert_greedy_matches_hf(server, hf, ids, new_tokens, tie_free):
+    """Greedy tokens equal HF's, and their logprobs are close; returns the server's response."""
     out = generate(server, {"input_ids": ids, "return_logprob": True,
-                            "sampling_params": {"max_new_tokens": 32, "temperature": 0, "ignore_eos": True}})
+                            "sampling_params": {"max_new_tokens": new_tokens, "temperature": 0, "ignore_eos": True}})
     with torch.no_grad():
-        expected = hf.generate(torch.tensor([ids]), max_new_tokens=32, do_sample=False,
+        expected = hf.generate(torch.tensor([ids]), max_new_tokens=new_tokens, do_sample=False,
                                eos_token_id=None, pad_token_id=0)[0, len(ids):].tolist()
     assert out["output_ids"] == expected
     lp = hf_logprobs(hf, ids + expected)
-    theirs = lp[torch.arange(len(ids) - 1, len(ids) + 31), torch.tensor(expected)]
+    theirs = lp[torch.arange(len(ids) - 1, len(ids) + new_tokens - 1), torch.tensor(expected)]
     ours = torch.tensor([x[0] for x in out["meta_info"]["output_token_logprobs"]])
     assert_logprobs_close(ours, theirs, tie_free)
+    return out
+
+
+def test_greedy_32_tokens_match_hf(parity):
+    server, hf, topk, tie_free = parity
+    ids = random_ids(3 * topk, seed=11)
+    assert_greedy_matches_hf(server, hf, ids, 32, tie_free)
 
 
 def test_prefix_cache_reuse_matches_hf(parity):
@@ -107,17 +113,8 @@ def test_prefix_cache_reuse_matches_hf(parity):
     first = generate(server, {"input_ids": prefix + [7, 8, 9], "sampling_params": {"max_new_tokens": 2, "temperature": 0}})
     assert first["meta_info"]["cached_tokens"] == 0
     ids = prefix + [10, 11, 12, 13]
-    out = generate(server, {"input_ids": ids, "return_logprob": True,
-                            "sampling_params": {"max_new_tokens": 8, "temperature": 0, "ignore_eos": True}})
+    out = assert_greedy_matches_hf(server, hf, ids, 8, tie_free)
     assert out["meta_info"]["cached_tokens"] >= 128  # whole 64-token pages of the prefix
-    with torch.no_grad():
-        expected = hf.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False,
-                               eos_token_id=None, pad_token_id=0)[0, len(ids):].tolist()
-    assert out["output_ids"] == expected
-    lp = hf_logprobs(hf, ids + expected)
-    theirs = lp[torch.arange(len(ids) - 1, len(ids) + 7), torch.tensor(expected)]
-    ours = torch.tensor([x[0] for x in out["meta_info"]["output_token_logprobs"]])
-    assert_logprobs_close(ours, theirs, tie_free)
 
 
 def test_batched_requests_of_mixed_lengths_match_hf(parity):
