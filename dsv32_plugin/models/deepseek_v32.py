@@ -72,6 +72,27 @@ class DeepseekV32Model(nn.Module):
         return self.norm(hidden)
 
 
+def require_one_rank() -> None:
+    """Refuse tensor/pipeline/expert parallelism at start-up: the layers are replicated, not sharded."""
+    from sglang.srt.distributed.parallel_state import (
+        get_moe_expert_parallel_world_size,
+        get_pipeline_model_parallel_world_size,
+        get_tensor_model_parallel_world_size,
+    )
+
+    sizes = {
+        "--tp": get_tensor_model_parallel_world_size(),
+        "--pp": get_pipeline_model_parallel_world_size(),
+        "--ep": get_moe_expert_parallel_world_size(),
+    }
+    sharded = {flag: size for flag, size in sizes.items() if size > 1}
+    if sharded:
+        raise NotImplementedError(
+            f"dsv32-plugin's DeepseekV32ForCausalLM runs on one rank only so far (got {sharded}); "
+            "serve with --tp 1, or without the plugin (SGLANG_PLUGINS set to a list without 'dsv32')"
+        )
+
+
 class SharedEmbedHead:
     """EAGLE's hand-over of ``model.embed_tokens`` and ``lm_head`` between target and draft."""
 
@@ -88,6 +109,7 @@ class SharedEmbedHead:
 class DeepseekV32ForCausalLM(SharedEmbedHead, nn.Module):
     def __init__(self, config, quant_config=None, prefix: str = ""):
         super().__init__()
+        require_one_rank()
         # FP8 block weights are dequantised while loading (models/weights.py), so
         # the layers are built unquantised whatever quantization_config says.
         self.config = config
