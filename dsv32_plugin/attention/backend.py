@@ -116,15 +116,19 @@ class DSABackend(AttentionBackend):
         return torch.where(absolute >= 0, absolute - md.k_start[:, None].to(absolute.dtype), -1).to(torch.int32)
 
     # -- attention ---------------------------------------------------------
+    def _layer_cache(self, layer):
+        """The layer's MLA cache, ``[size + page, 1, W]``; slot = page * page_size + offset."""
+        pool = self.token_to_kv_pool
+        return pool.kv_buffer[layer.layer_id - pool.start_layer]
+
     def _store_kv(self, layer, forward_batch, c_kv, k_rope):
         kv = torch.cat([c_kv.reshape(c_kv.shape[0], -1), k_rope.reshape(k_rope.shape[0], -1)], dim=-1)
-        cache = self.token_to_kv_pool.kv_buffer[layer.layer_id - self.token_to_kv_pool.start_layer]
+        cache = self._layer_cache(layer)
         cache_ops(cache.device).store_mla_kv(cache, forward_batch.out_cache_loc, kv)
 
     def _ragged_kv(self, layer, dtype):
         """Rows of every request's positions, ``[S, Dl + R]`` in ``dtype`` (FP8 rows dequantised)."""
-        cache = self.token_to_kv_pool.kv_buffer[layer.layer_id - self.token_to_kv_pool.start_layer]
-        rows = cache[self.forward_metadata.ragged_slots, 0]
+        rows = self._layer_cache(layer)[self.forward_metadata.ragged_slots, 0]
         if rows.dtype == torch.uint8:
             d_nope, d_rope = fp8_dims(rows.shape[-1], self.kv_lora_rank + self.rope_dim)
             return dequantize_kv_fp8(rows, d_nope, d_rope, dtype=dtype)
@@ -153,9 +157,8 @@ class DSABackend(AttentionBackend):
             self._store_kv(layer, forward_batch, k, k_rope)
         query = self._query(q, q_rope, layer)
         slots = cache_ops(query.device).topk_positions_to_slots(topk_indices, md.page_table_1)
-        pool = self.token_to_kv_pool
-        cache = pool.kv_buffer[layer.layer_id - pool.start_layer]  # [size + page, 1, W]; slot = page * 64 + offset
-        pages = cache.view(-1, pool.page_size, cache.shape[-1])
+        cache = self._layer_cache(layer)
+        pages = cache.view(-1, self.token_to_kv_pool.page_size, cache.shape[-1])
         out, _ = self.kernels.sparse_decode(
             query[:, None], pages, slots[:, None], layer.scaling, d_v=self.kv_lora_rank
         )
