@@ -129,7 +129,7 @@ def quantise_fp8_blockwise(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     w = weight.float()
     n, k = w.shape
     nb, kb = math.ceil(n / BLOCK), math.ceil(k / BLOCK)
-    padded = torch.zeros(nb * BLOCK, kb * BLOCK)
+    padded = torch.zeros(nb * BLOCK, kb * BLOCK, device=w.device)
     padded[:n, :k] = w
     blocks = padded.view(nb, BLOCK, kb, BLOCK)
     amax = blocks.abs().amax(dim=(1, 3)).clamp(min=1e-12)
