@@ -5,7 +5,7 @@
 ``torch.cuda`` is made to report one sm90 device, so every ``if _is_cuda:`` branch of the host
 takes its CUDA imports (nothing here allocates device memory). Prints one JSON line:
 ``{"failed": {module: error}, "sgl_kernel": file of the sgl_kernel imported}``; the stand-in's
-``SGL_KERNEL_STANDIN_LOG`` files list the names the host asked for and did not find.
+``DSV32_SGL_KERNEL_LOG`` files list the names the host asked for and did not find.
 """
 
 from __future__ import annotations

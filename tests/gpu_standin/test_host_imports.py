@@ -24,7 +24,7 @@ def test_host_cuda_imports_find_every_name(tmp_path):
     log.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "SGLANG_USE_CPU_ENGINE")}
     env.update(PYTHONPATH=os.pathsep.join([str(SITE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-               SGL_KERNEL_STANDIN_LOG=str(log))
+               DSV32_SGL_KERNEL_LOG=str(log))
     proc = subprocess.run([sys.executable, str(SCRIPT)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -296,7 +296,7 @@ def test_scalar_types():
 def test_calls_are_recorded(tmp_path, monkeypatch):
     calls = __import__(sk.__name__ + "._calls", fromlist=["_calls"])
     monkeypatch.setattr(calls, "_seen", set())
-    monkeypatch.setenv("SGL_KERNEL_STANDIN_LOG", str(tmp_path))
+    monkeypatch.setenv("DSV32_SGL_KERNEL_LOG", str(tmp_path))
     sk.rmsnorm(torch.ones(1, 4), torch.ones(4))
     sk.rmsnorm(torch.ones(1, 4), torch.ones(4))
     with pytest.raises(NotImplementedError):

@@ -23,7 +23,7 @@ code. ``tests/gpu_standin/test_host_imports.py`` checks the import side of this 
 * absent, so the host's own fallbacks apply: everything else (e.g. ``sgl_kernel.allreduce``: the
   host then uses NCCL instead of its custom all-reduce).
 
-``SGL_KERNEL_STANDIN_LOG=DIR`` records which of these names each process used (``_calls``).
+``DSV32_SGL_KERNEL_LOG=DIR`` records which of these names each process used (``_calls``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Which stand-in names the host used, and the stubs for names it only imports.
 
-With ``SGL_KERNEL_STANDIN_LOG=DIR`` every process appends one line per event to
+With ``DSV32_SGL_KERNEL_LOG=DIR`` every process appends one line per event to
 ``DIR/sgl_kernel-<pid>.log``, once per (event, name): ``called NAME`` (an
 implemented op ran), ``unsupported NAME`` (a stub was called, then raised) and
 ``missing NAME`` (the host asked for a name the stand-in does not define).
@@ -20,7 +20,7 @@ def record(event: str, name: str) -> None:
     if (event, name) in _seen:
         return
     _seen.add((event, name))
-    directory = os.environ.get("SGL_KERNEL_STANDIN_LOG")
+    directory = os.environ.get("DSV32_SGL_KERNEL_LOG")
     if directory:
         with open(os.path.join(directory, f"sgl_kernel-{os.getpid()}.log"), "a") as log:
             log.write(f"{event} {name}\n")

@@ -1,0 +1,32 @@
+#!/bin/bash
+# The GPU tests on the device machine (H200 image: torch 2.11, triton 3.6, no sglang, no usable sgl_kernel).
+#
+#     bash tests/gpu/run_device.sh {ops|tiny|real} [pytest args...]        (device run, carry [".big", ".whl"])
+#
+#   ops   the sgl_kernel stand-in's ops on CUDA (float64 twins, CUDA-graph replay) and the Rust TreeCore probe
+#   tiny  the serving matrix on the tiny FP8 checkpoint (tests/gpu/test_serving.py -k tiny)
+#   real  the same on the real-width dummy-weight checkpoint (-k real)
+#
+# Needs, in the repo root here: .big/ from ../shared/tools/device_sglang/pack.sh (stock sglang 0.5.23 and its
+# pure-Python needs; .big/run.sh installs them and this checkout on the device) and, for the FlashMLA backend,
+# .whl/ from ../shared/tools/peer_wheels.sh. The test-only sgl_kernel stand-in (tests/gpu_standin/site) goes first
+# on PYTHONPATH. DSV32_GPU_CONFIGS="name ..." limits the serving configurations (serving_driver.configs).
+# Results in $OUT (default ./gpu-out): pytest-<what>.log, junit-<what>.xml, serving-<kind>.json.
+set -uo pipefail
+what=${1:-}
+shift || true
+case $what in
+  ops) selection=(gpu_standin gpu/test_tree_core_probe.py) ;;
+  tiny | real) selection=(gpu/test_serving.py -k "$what") ;;
+  *) echo "usage: bash tests/gpu/run_device.sh ops|tiny|real [pytest args...]" >&2; exit 2 ;;
+esac
+[ -f .big/run.sh ] || { echo "no .big/run.sh: run ../shared/tools/device_sglang/pack.sh here and carry .big" >&2; exit 2; }
+export OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peer-site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/peer-site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export SGL_KERNEL_STANDIN=$PWD/tests/gpu_standin/site DSV32_GPU_OUT=$OUT PYTHONUNBUFFERED=1
+bash .big/run.sh bash -c 'cd tests && python3 -m pytest -m gpu -p no:cacheprovider -rA \
+  --junitxml "$OUT/junit-'"$what"'.xml" "$@"' run_device "${selection[@]}" "$@" 2>&1 | tee "$OUT/pytest-$what.log"
