@@ -23,9 +23,11 @@ STEPS: tuple[str, ...] = (
     "dsv32_plugin.hooks.cpu_fallbacks:install",
     "dsv32_plugin.hooks.parsers:install",
     "dsv32_plugin.hooks.chat_encoding:install",
+    "dsv32_plugin.hooks.distributed:install",
     "dsv32_plugin.hooks.models:install",
     "dsv32_plugin.hooks.attention:install",
     "dsv32_plugin.hooks.server_args:install",
+    "dsv32_plugin.hooks.parallel_layout:install",
 )
 
 _registered = False

@@ -79,6 +79,10 @@ class DSABackend(AttentionBackend):
     def get_cuda_graph_seq_len_fill_value(self):
         return 1
 
+    def get_cpu_graph_seq_len_fill_value(self):
+        # The host pads DP-attention batches on CPU with this seq len too.
+        return 1
+
     def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int):
         # Metadata is built with host-side shapes each batch (no static buffers yet).
         raise RuntimeError(

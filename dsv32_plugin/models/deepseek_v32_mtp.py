@@ -4,7 +4,8 @@ Checkpoint layer ``model.layers.{N}`` (N = num_hidden_layers) holds
 ``enorm``, ``hnorm``, ``eh_proj [H, 2H]``, one full decoder layer (MLA + DSA
 indexer + MoE, its own caches in the draft's pool) and ``shared_head.norm``;
 its ``embed_tokens`` / ``shared_head.head`` equal the target's and are
-replaced by the target's tensors (``set_embed_and_head``).
+replaced by the target's tensors (``set_embed_and_head``), which are sharded
+the same way (vocab parallel), as is the decoder layer (``models/parallel.py``).
 
 For draft position t, with ``h_t`` the target's hidden state as the EAGLE
 worker captures it (the final-normed one the target's logits come from) and
@@ -20,27 +21,36 @@ from __future__ import annotations
 from typing import Iterable
 
 import torch
+from sglang.srt.layers.layer_boundary import layer_stack
+from sglang.srt.layers.layer_boundary.residual import batch as residual_batch
 from sglang.srt.layers.layernorm import RMSNorm
 from sglang.srt.layers.linear import ReplicatedLinear
 from sglang.srt.layers.logits_processor import LogitsProcessor
-from sglang.srt.layers.vocab_parallel_embedding import ParallelLMHead, VocabParallelEmbedding
+from sglang.srt.layers.vocab_parallel_embedding import (
+    ParallelLMHead,
+    VocabParallelEmbedding,
+    get_embedding_tp_kwargs,
+)
+from sglang.srt.runtime_context import get_parallel
 from torch import nn
 
 from dsv32_plugin.models.deepseek_v32 import DeepseekV32DecoderLayer, SharedEmbedHead, model_device
-from dsv32_plugin.models.weights import load_params
+from dsv32_plugin.models.weights import load_params, serving_quant_config
 
 
 class DeepseekV32MTPModel(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, quant_config=None):
         super().__init__()
         h = config.hidden_size
-        self.embed_tokens = VocabParallelEmbedding(config.vocab_size, h)
+        self.embed_tokens = VocabParallelEmbedding(config.vocab_size, h, **get_embedding_tp_kwargs())
         self.enorm = RMSNorm(h, eps=config.rms_norm_eps)
         self.hnorm = RMSNorm(h, eps=config.rms_norm_eps)
-        self.eh_proj = ReplicatedLinear(2 * h, h, bias=False, prefix="model.eh_proj")
-        # Layer id 0: the draft's KV pool holds this one layer. It is a MoE layer
-        # in the checkpoint (index >= first_k_dense_replace), whatever its id here.
-        self.decoder = DeepseekV32DecoderLayer(config, 0, None, "model.decoder", model_device(), moe=True)
+        self.eh_proj = ReplicatedLinear(2 * h, h, bias=False, prefix="model.eh_proj")  # bf16 in the checkpoint
+        # Layer id 0: the draft's KV pool holds this one layer. Its own layer
+        # stack: the draft's one layer binds its stages alone.
+        with layer_stack():
+            self.decoder = DeepseekV32DecoderLayer(config, 0, quant_config, "model.decoder", model_device(),
+                                                   is_nextn=True)
         self.shared_head = nn.Module()
         self.shared_head.norm = RMSNorm(h, eps=config.rms_norm_eps)
 
@@ -49,8 +59,12 @@ class DeepseekV32MTPModel(nn.Module):
         if hidden.shape[0]:
             joined = torch.cat([self.enorm(hidden), self.hnorm(previous_hidden.to(hidden.dtype))], dim=-1)
             hidden = self.eh_proj(joined)[0]
+        residual_batch.start(forward_batch)
         hidden = self.decoder(positions, hidden, forward_batch)
-        return self.shared_head.norm(hidden)
+        hidden = residual_batch.complete_output(hidden, forward_batch)
+        if forward_batch.forward_mode.is_idle():
+            return hidden
+        return residual_batch.final_norm(hidden, forward_batch, self.shared_head.norm)
 
 
 class DeepseekV32MTP(SharedEmbedHead, nn.Module):
@@ -59,8 +73,10 @@ class DeepseekV32MTP(SharedEmbedHead, nn.Module):
     def __init__(self, config, quant_config=None, prefix: str = ""):
         super().__init__()
         self.config = config
-        self.model = DeepseekV32MTPModel(config)
-        self.lm_head = ParallelLMHead(config.vocab_size, config.hidden_size)
+        self.quant_config = serving_quant_config(quant_config)
+        self.model = DeepseekV32MTPModel(config, self.quant_config)
+        self.lm_head = ParallelLMHead(config.vocab_size, config.hidden_size,
+                                      use_attn_tp_group=get_parallel().enable_dp_lm_head)
         self.logits_processor = LogitsProcessor(config)
 
     @torch.no_grad()
@@ -82,6 +98,10 @@ class DeepseekV32MTP(SharedEmbedHead, nn.Module):
                 return "model." + rest
             return "model.decoder." + rest
 
-        loaded = load_params(self, weights, rename)
-        self.model.decoder.self_attn.split_kv_b()
+        loaded = load_params(self, weights, rename, dequantize=self.quant_config is None)
+        self.post_load_weights()
         return loaded
+
+    def post_load_weights(self) -> None:
+        decoder = self.model.decoder
+        decoder.self_attn.split_kv_b(decoder.input_layernorm.weight.dtype)

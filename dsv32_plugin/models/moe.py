@@ -1,82 +1,125 @@
-"""Feed-forward blocks: the dense SwiGLU MLP and the DeepSeek MoE (sigmoid router, grouped top-k).
+"""Feed-forward blocks of DeepSeek-V3.2 from the host's parallel layers: the SwiGLU MLP and the MoE.
 
-Router (``mlp.gate``, float32): ``s = sigmoid(x W^T)``; choice scores ``s + bias``
-(``e_score_correction_bias``, selection only); groups ranked by the sum of their
-top-2 choice scores, ``topk_group`` groups kept; ``num_experts_per_tok`` experts
-chosen inside them; weights = un-biased ``s`` at the chosen experts, normalised
-to sum 1 (``norm_topk_prob``) times ``routed_scaling_factor``. The shared
-expert is always added.
+Router (``mlp.gate``, float32, ours): ``logits = x W^T``. Selection is the host's
+``TopK`` (DeepSeek ``noaux_tc``): ``s = sigmoid(logits)``, choice scores
+``s + e_score_correction_bias``, groups ranked by the sum of their top-2 choice
+scores, ``topk_group`` groups kept, ``num_experts_per_tok`` experts chosen in
+them, weights = un-biased ``s`` renormalised (``norm_topk_prob``). The routed
+experts are the host's fused MoE for the quant config (``FusedMoE``, or the
+DeepEP all-to-all class under ``--moe-a2a-backend deepep``); the shared expert
+is a SwiGLU MLP sharded over TP (replicated under all-to-all backends).
 
-The experts run as a plain torch loop over the experts that received tokens:
-the host's fused MoE needs sgl-kernel's CPU ops (AMX) or a GPU, so this is the
-plugin's CPU fallback (docs/model.md).
+    out = routed_scaling_factor * sum_k w_k expert_k(x) + shared(x)
+
+The routed scale is applied here, once, on every device: the host's runners
+disagree on whether they apply it (Triton does when told, the CPU path does
+not), so neither TopK nor FusedMoE is given the factor.
+
+Output sums: under TP/EP each rank's output is a partial sum; the layer's FFN
+stage boundary completes it (all-reduce, or reduce-scatter under DP attention).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from sglang.srt.layers.linear import ReplicatedLinear
+from sglang.srt.layers.activation import SiluAndMul
+from sglang.srt.layers.linear import MergedColumnParallelLinear, RowParallelLinear
+from sglang.srt.layers.moe import get_moe_a2a_backend
+from sglang.srt.layers.moe.ep_moe.layer import get_moe_impl_class
+from sglang.srt.layers.moe.topk import TopK
+from sglang.srt.layers.moe.utils import RoutingMethodType
 from torch import nn
 
 
 class SwiGLUMLP(nn.Module):
-    def __init__(self, hidden: int, inter: int, quant_config=None, prefix: str = ""):
+    """``down(silu(gate(x)) * up(x))``; ``gate_up_proj`` holds ``[gate; up]`` (checkpoint: two weights).
+
+    ``parallel_group``: ``"tp"`` shards the intermediate dim (partial output),
+    ``"replicated"`` keeps it whole on every rank (complete output).
+    """
+
+    def __init__(self, hidden: int, inter: int, quant_config=None, prefix: str = "", parallel_group: str = "tp"):
         super().__init__()
-        self.gate_proj = ReplicatedLinear(hidden, inter, bias=False, quant_config=quant_config,
-                                          prefix=f"{prefix}.gate_proj")
-        self.up_proj = ReplicatedLinear(hidden, inter, bias=False, quant_config=quant_config,
-                                        prefix=f"{prefix}.up_proj")
-        self.down_proj = ReplicatedLinear(inter, hidden, bias=False, quant_config=quant_config,
-                                          prefix=f"{prefix}.down_proj")
+        self.gate_up_proj = MergedColumnParallelLinear(
+            hidden, [inter, inter], bias=False, quant_config=quant_config, prefix=f"{prefix}.gate_up_proj",
+            parallel_group=parallel_group,
+        )
+        self.down_proj = RowParallelLinear(
+            inter, hidden, bias=False, quant_config=quant_config, reduce_results=False,
+            prefix=f"{prefix}.down_proj", parallel_group=parallel_group,
+        )
+        self.act = SiluAndMul()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)[0]) * self.up_proj(x)[0])[0]
+        if x.shape[0] == 0:
+            return x
+        return self.down_proj(self.act(self.gate_up_proj(x)[0]))[0]
 
 
-def route(logits: torch.Tensor, bias: torch.Tensor, n_group: int, topk_group: int, top_k: int,
-          normalise: bool, scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """DeepSeek noaux_tc routing: ``(weights [T, top_k] fp32, experts [T, top_k] int64)``."""
-    scores = logits.float().sigmoid()
-    choice = scores + bias.float()
-    tokens, experts = choice.shape
-    group_scores = choice.view(tokens, n_group, experts // n_group).topk(2, dim=-1)[0].sum(-1)
-    keep = torch.zeros_like(group_scores, dtype=torch.bool)
-    keep.scatter_(1, group_scores.topk(topk_group, dim=-1)[1], True)
-    keep = keep[:, :, None].expand(-1, -1, experts // n_group).reshape(tokens, experts)
-    chosen = choice.masked_fill(~keep, float("-inf")).topk(top_k, dim=-1)[1]
-    weights = scores.gather(1, chosen)
-    if normalise:
-        weights = weights / (weights.sum(-1, keepdim=True) + 1e-20)
-    return weights * scaling, chosen
+class RouterGate(nn.Module):
+    """``mlp.gate``: float32 weight ``[E, H]`` and ``e_score_correction_bias [E]`` (selection only)."""
+
+    def __init__(self, hidden: int, n_experts: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_experts, hidden, dtype=torch.float32), requires_grad=False)
+        self.e_score_correction_bias = nn.Parameter(torch.zeros(n_experts, dtype=torch.float32), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.float(), self.weight)
+
+
+def uses_all_to_all() -> bool:
+    """Whether routed tokens travel by an expert-parallel all-to-all (DeepEP and kin)."""
+    a2a = get_moe_a2a_backend()
+    return not a2a.is_none()
 
 
 class DeepseekMoE(nn.Module):
-    """Routed experts ``mlp.experts.{e}.{gate,up,down}_proj`` + ``mlp.shared_experts`` + ``mlp.gate``."""
+    """``mlp.gate`` + ``mlp.experts`` (host fused MoE) + ``mlp.shared_experts``."""
 
-    def __init__(self, config, quant_config=None, prefix: str = ""):
+    def __init__(self, config, layer_id: int, quant_config=None, prefix: str = ""):
         super().__init__()
-        self.n_group = config.n_group
-        self.topk_group = config.topk_group
-        self.top_k = config.num_experts_per_tok
-        self.normalise = getattr(config, "norm_topk_prob", True)
-        self.scaling = config.routed_scaling_factor
-        h, inter = config.hidden_size, config.moe_intermediate_size
-        self.gate = nn.Linear(h, config.n_routed_experts, bias=False, dtype=torch.float32)
-        self.gate.e_score_correction_bias = nn.Parameter(
-            torch.zeros(config.n_routed_experts, dtype=torch.float32), requires_grad=False
+        self.scaling = float(config.routed_scaling_factor)
+        h = config.hidden_size
+        self.gate = RouterGate(h, config.n_routed_experts)
+        self.experts = get_moe_impl_class(quant_config)(
+            num_experts=config.n_routed_experts,
+            top_k=config.num_experts_per_tok,
+            hidden_size=h,
+            intermediate_size=config.moe_intermediate_size,
+            layer_id=layer_id,
+            quant_config=quant_config,
+            prefix=f"{prefix}.experts",
+            routing_method_type=RoutingMethodType.DeepSeekV3,
         )
-        self.experts = nn.ModuleList(
-            SwiGLUMLP(h, inter, quant_config, f"{prefix}.experts.{e}") for e in range(config.n_routed_experts)
+        self.topk = TopK(
+            top_k=config.num_experts_per_tok,
+            layer_id=layer_id,
+            renormalize=getattr(config, "norm_topk_prob", True),
+            use_grouped_topk=True,
+            num_expert_group=config.n_group,
+            topk_group=config.topk_group,
+            scoring_func=getattr(config, "scoring_func", "sigmoid"),
+            correction_bias=self.gate.e_score_correction_bias,
+            quant_config=quant_config,
         )
-        self.shared_experts = SwiGLUMLP(h, inter * config.n_shared_experts, quant_config, f"{prefix}.shared_experts")
+        self.topk.bind_runner_backend(self.experts.runner_backend, routing_method_type=self.experts.routing_method_type)
+        # Under an all-to-all each rank's routed output holds only its own
+        # tokens, complete; a TP-sharded shared expert would need a reduction
+        # the boundary no longer does, so it is replicated there (as the host's
+        # DeepSeek models do).
+        self.all_to_all = uses_all_to_all()
+        self.shared_experts = SwiGLUMLP(
+            h, config.moe_intermediate_size * config.n_shared_experts, quant_config, f"{prefix}.shared_experts",
+            parallel_group="replicated" if self.all_to_all else "tp",
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights, chosen = route(self.gate(x.float()), self.gate.e_score_correction_bias, self.n_group,
-                                self.topk_group, self.top_k, self.normalise, self.scaling)
-        out = torch.zeros_like(x, dtype=torch.float32)
-        for expert in chosen.unique().tolist():
-            token, slot = torch.where(chosen == expert)
-            y = self.experts[expert](x[token]).float() * weights[token, slot, None]
-            out.index_add_(0, token, y)
-        return (out + self.shared_experts(x).float()).to(x.dtype)
+        if x.shape[0]:
+            topk_output = self.topk(x, self.gate(x))
+        else:
+            topk_output = self.topk.empty_topk_output(x.device)
+        routed = self.experts(x, topk_output)
+        shared = self.shared_experts(x)
+        return shared.add_(routed, alpha=self.scaling) if x.shape[0] else routed

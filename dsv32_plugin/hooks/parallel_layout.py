@@ -1,0 +1,44 @@
+"""Start-up check of the parallel layout against DeepSeek-V3.2's shapes, in the launcher.
+
+After the host's argument resolution (``run_resolution_pipeline``, AFTER), for
+a checkpoint the plugin serves: the widths the host derived (attention TP,
+MoE EP/TP) must divide the heads, experts and FFN sizes, and EP needs a GPU.
+Failing here names the flags in the launcher, before any rank starts; the
+same mistake found while building the model would surface as a scheduler
+traceback instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsv32_plugin.hooks import ledger
+
+TARGET = "sglang.srt.arg_groups.pipeline.run_resolution_pipeline"
+
+
+def check_layout(_result: None, server_args: Any) -> None:
+    from sglang.srt.arg_groups.overrides import model_config_of, resolving_view
+    from sglang.srt.runtime_context import parallel_widths_of
+
+    from dsv32_plugin.hooks.models import is_v32
+    from dsv32_plugin.models.parallel import layout_problems
+
+    view = resolving_view(server_args)
+    if str(view.model_path).lower() in ("none", "dummy"):
+        return
+    hf_config = model_config_of(view).hf_config
+    if not is_v32(hf_config):
+        return
+    problems = layout_problems(hf_config, parallel_widths_of(view), view.tp_size, view.ep_size, view.device or "cuda")
+    if problems:
+        raise ValueError("dsv32-plugin: " + "; ".join(problems))
+
+
+def install() -> None:
+    ledger.hook(
+        TARGET, check_layout, "AFTER",
+        why="V3.2 only: refuse, in the launcher and naming the flags, a --tp/--dp/--ep layout whose widths do "
+        "not divide the heads, experts or FFN sizes (or EP on CPU) instead of a scheduler traceback",
+        undo="drop the hook; such layouts then fail while the model is built on each rank",
+    )

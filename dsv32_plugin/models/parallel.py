@@ -1,0 +1,64 @@
+"""The sharding seam: which host groups the model's layers use, and which layouts the shapes allow.
+
+==================================  =========================  ================================
+piece                               group                      what a rank holds
+==================================  =========================  ================================
+q_a / kv_a projections, indexer     replicated                 everything
+q_b_proj, kv_b_proj, o_proj          attention TP               heads / attn_tp heads
+routed experts                      MoE EP x MoE TP            experts / ep, inter / moe_tp
+shared expert, dense MLP            TP (replicated when the    inter / tp
+                                    host runs them fully DP)
+embedding, LM head                  vocab parallel             vocab / tp (attention TP under
+                                                               DP attention)
+==================================  =========================  ================================
+
+with ``attn_tp = tp / attn_dp / attn_cp`` and ``moe_tp = tp / ep / moe_dp``
+(the host's widths, ``runtime_context.parallel_widths_of``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def attn_tp_size() -> int:
+    from sglang.srt.runtime_context import get_parallel
+
+    return get_parallel().attn_tp_size
+
+
+def dense_mlp_group() -> str:
+    """The dense MLP's linear group: replicated when the host keeps dense FFNs fully data parallel."""
+    from sglang.srt.layers.layer_boundary import is_dense_ffn_fully_dp
+
+    return "replicated" if is_dense_ffn_fully_dp() else "tp"
+
+
+def layout_problems(hf_config: Any, widths: dict, tp_size: int, ep_size: int, device: str) -> list[str]:
+    """Why this model cannot run with these parallel widths (empty: it can).
+
+    ``widths``: the host's derived widths (``attn_tp_size``, ``moe_tp_size``).
+    Each problem names the flag and the numbers.
+    """
+    problems = []
+    heads, attn_tp = hf_config.num_attention_heads, widths["attn_tp_size"]
+    if heads % attn_tp:
+        problems.append(
+            f"{heads} attention heads do not split over {attn_tp} attention-TP ranks "
+            f"(--tp {tp_size} / DP attention / CP); choose --tp (or --tp / --dp) dividing {heads}"
+        )
+    experts = hf_config.n_routed_experts
+    if experts % ep_size:
+        problems.append(f"{experts} routed experts do not split over --ep {ep_size}; choose --ep dividing {experts}")
+    moe_tp, inter = widths["moe_tp_size"], hf_config.moe_intermediate_size
+    if inter % moe_tp:
+        problems.append(
+            f"moe_intermediate_size {inter} does not split over {moe_tp} MoE-TP ranks (--tp {tp_size} / --ep {ep_size})"
+        )
+    if hf_config.intermediate_size % tp_size:
+        problems.append(f"intermediate_size {hf_config.intermediate_size} does not split over --tp {tp_size}")
+    if device == "cpu" and ep_size > 1:
+        # The host's CPU MoE path (fused_moe_native) indexes with the -1 ids
+        # that experts of other EP ranks get, so EP cannot run there.
+        problems.append(f"--ep {ep_size} needs a GPU (the host's CPU MoE has no expert parallelism); use --ep 1 on CPU")
+    return problems
