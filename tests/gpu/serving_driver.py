@@ -69,8 +69,10 @@ class Plan:
     lengths: tuple[int, ...] = (100, 3000)
     batches: tuple[int, ...] = (1, 3, 17)
     new_tokens: int = 64
+    # --max-total-tokens keeps each KV pool small (<1 GB at real width) so that --parallel servers share
+    # the GPU; the host sizes its budget from the memory free at start-up, half of which stays slack.
     flags: tuple[str, ...] = ("--sampling-backend", "pytorch", "--cuda-graph-bs-decode", "1", "2", "4", "8", "16",
-                              "24", "--mem-fraction-static", "0.35", "--max-total-tokens", "262144")
+                              "24", "--mem-fraction-static", "0.5", "--max-total-tokens", "262144")
     cpu_engine: bool = False
 
 
@@ -244,7 +246,7 @@ def main(argv=None) -> None:
     parser.add_argument("kind", choices=("tiny", "real"))
     parser.add_argument("out", type=pathlib.Path)
     parser.add_argument("--configs", nargs="*", help="configuration names (default: all)")
-    parser.add_argument("--parallel", type=int, default=2, help="servers at once after the first one")
+    parser.add_argument("--parallel", type=int, default=3, help="servers at once after the first one")
     parser.add_argument("--workdir", type=pathlib.Path, default=None)
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny prompts on sglang's CPU engine (plumbing only)")
     args = parser.parse_args(argv)

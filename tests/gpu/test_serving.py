@@ -17,11 +17,11 @@ import sys
 
 import pytest
 
+import serving_driver
 from serving_driver import BACKENDS, KV_DTYPES, compare
 
 pytestmark = pytest.mark.gpu
 KINDS = ("tiny", "real")
-DRIVER = pathlib.Path(__file__).resolve().parent / "serving_driver.py"
 DRIVER_TIMEOUT_S = 3000
 
 
@@ -35,7 +35,7 @@ def served(tmp_path_factory):
             out = pathlib.Path(os.environ.get("DSV32_GPU_OUT") or tmp_path_factory.mktemp("gpu-out"))
             path = out / f"serving-{kind}.json"
             configs = os.environ.get("DSV32_GPU_CONFIGS", "").split()
-            cmd = [sys.executable, str(DRIVER), kind, str(path), *(["--configs", *configs] if configs else [])]
+            cmd = [sys.executable, serving_driver.__file__, kind, str(path), *(["--configs", *configs] if configs else [])]
             proc = subprocess.run(cmd, cwd=out, timeout=DRIVER_TIMEOUT_S, capture_output=True, text=True)
             print(proc.stdout[-4000:])
             assert path.exists(), f"driver wrote nothing (exit {proc.returncode}):\n{proc.stderr[-4000:]}"

@@ -9,7 +9,7 @@ host's ``HookRegistry`` it:
   other models keep the host's values;
 * with ``DSV32_HARNESS_REPORT=DIR``, makes each process that loads a model keep
   ``DIR/report-<pid>.json`` up to date: per model (target / draft) the parameter dtypes and
-  the float8 parameter names, and the number of forward passes per
+  the float8 parameter names and the embedding's standard deviation, and the number of forward passes per
   ``role:forward_mode:graph|eager`` and of EAGLE draft graph executions -- the evidence
   that CUDA graphs really ran and FP8 weights stayed FP8.
 """
@@ -54,16 +54,19 @@ def _dummy_weights(original, model, *args, **kwargs):
 
 def _after_load_model(result, runner, *args, **kwargs):
     dtypes = collections.Counter()
-    float8 = []
+    float8, embed_std = [], None
     for name, param in runner.model.named_parameters():
         dtypes[str(param.dtype)] += 1
         if param.dtype == torch.float8_e4m3fn:
             float8.append(name)
+        if name.endswith("embed_tokens.weight"):  # ~1 from dummy_init, ~6e-4 from the host's dummy values
+            embed_std = param.float().std().item()
     _report["models"].append({
         "role": "draft" if getattr(runner, "is_draft_worker", False) else "target",
         "class": type(runner.model).__name__,
         "dtypes": dict(dtypes),
         "float8_params": float8,
+        "embed_std": embed_std,
     })
     _write_report()
 

@@ -5,7 +5,7 @@ allocator may reuse the memory between captures. Torch has no public
 constructor for a non-owning tensor, so the view is built from an array
 interface (``__cuda_array_interface__`` on CUDA, numpy's ``__array_interface__``
 on the CPU): the new tensor references only a small holder object, never the
-original storage. Element types go through an unsigned integer of the same
+original storage. Element types go through a signed integer of the same
 width, so bfloat16 and float8 work too.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-_UINT_BY_WIDTH = {1: "|u1", 2: "<u2", 4: "<u4", 8: "<u8"}
+_INT_BY_WIDTH = {1: "|i1", 2: "<i2", 4: "<i4", 8: "<i8"}
 
 
 class _Interface:
@@ -35,7 +35,7 @@ def weak_ref_tensor(tensor: torch.Tensor) -> torch.Tensor:
     The caller must keep the memory alive while it uses the view (the graph runners
     do: the memory belongs to a captured graph's pool).
     """
-    typestr = _UINT_BY_WIDTH.get(tensor.element_size())
+    typestr = _INT_BY_WIDTH.get(tensor.element_size())
     if typestr is None:
         raise TypeError(f"weak_ref_tensor: no same-width integer view for {tensor.dtype}")
     if tensor.numel() == 0:  # no memory to refer to
