@@ -10,7 +10,8 @@
 # Needs, in the repo root here: .big/ from ../shared/tools/device_sglang/pack.sh (stock sglang 0.5.23 and its
 # pure-Python needs; .big/run.sh installs them and this checkout on the device) and, for the FlashMLA backend,
 # .whl/ from ../shared/tools/peer_wheels.sh. The test-only sgl_kernel stand-in (tests/gpu_standin/site) goes first
-# on PYTHONPATH. DSV32_GPU_CONFIGS="name ..." limits the serving configurations (serving_driver.configs).
+# on PYTHONPATH. DSV32_GPU_CONFIGS="name ..." limits the serving configurations (serving_driver.configs); no server
+# starts later than DSV32_GPU_DEADLINE_S (default 300) seconds into the driver, so a call ends inside the 10-minute limit.
 # Results in $OUT (default ./gpu-out): pytest-<what>.log, junit-<what>.xml, serving-<kind>.json.
 set -uo pipefail
 what=${1:-}
@@ -28,5 +29,6 @@ if compgen -G ".whl/*.whl" > /dev/null; then
   export PYTHONPATH=/tmp/peer-site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export SGL_KERNEL_STANDIN=$PWD/tests/gpu_standin/site DSV32_GPU_OUT=$OUT PYTHONUNBUFFERED=1
+export DSV32_GPU_DEADLINE_S=${DSV32_GPU_DEADLINE_S:-300}
 bash .big/run.sh bash -c 'cd tests && python3 -m pytest -m gpu -p no:cacheprovider -rA \
   --junitxml "$OUT/junit-'"$what"'.xml" "$@"' run_device "${selection[@]}" "$@" 2>&1 | tee "$OUT/pytest-$what.log"

@@ -90,16 +90,23 @@ class Config:
 
 
 def configs(kind: str) -> dict[str, Config]:
+    """Name -> configuration, in the order they run: the pairs to compare next to each other, the
+    likeliest-used ones first (a run cut short by ``--start-deadline-s`` still has whole pairs)."""
     load = DUMMY_FLAGS if kind == "real" else ()
-    out = {}
-    for kv in KV_DTYPES:
-        for backend, value in BACKENDS.items():
-            flags = ("--kv-cache-dtype", kv, "--dsa-prefill-backend", value, "--dsa-decode-backend", value, *load)
-            out[f"{kv}-{backend}-graphs"] = Config(flags)
-            out[f"{kv}-{backend}-eager"] = Config((*flags, "--disable-cuda-graph"))
-    out["mtp-graphs"] = Config((*DUMMY_FLAGS, "--speculative-draft-load-format", "dummy", *EAGLE_FLAGS), True)
-    out["plain-graphs"] = Config(DUMMY_FLAGS, True)
-    return out
+
+    def dsa(kv: str, backend: str) -> dict[str, Config]:
+        value = BACKENDS[backend]
+        flags = ("--kv-cache-dtype", kv, "--dsa-prefill-backend", value, "--dsa-decode-backend", value, *load)
+        return {f"{kv}-{backend}-eager": Config((*flags, "--disable-cuda-graph")), f"{kv}-{backend}-graphs": Config(flags)}
+
+    return {
+        **dsa("fp8_e4m3", "flashmla"),
+        **dsa("bf16", "triton"),
+        "plain-graphs": Config(DUMMY_FLAGS, True),
+        "mtp-graphs": Config((*DUMMY_FLAGS, "--speculative-draft-load-format", "dummy", *EAGLE_FLAGS), True),
+        **dsa("fp8_e4m3", "triton"),
+        **dsa("bf16", "flashmla"),
+    }
 
 
 def pairs(kind: str) -> dict[str, tuple[str, str]]:
@@ -249,6 +256,8 @@ def main(argv=None) -> None:
     parser.add_argument("--parallel", type=int, default=3, help="servers at once after the first one")
     parser.add_argument("--workdir", type=pathlib.Path, default=None)
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny prompts on sglang's CPU engine (plumbing only)")
+    parser.add_argument("--start-deadline-s", type=float, default=None,
+                        help="start no server later than this many seconds after the first (device call limits)")
     args = parser.parse_args(argv)
     plan = CPU_SMOKE if args.cpu_smoke else GPU
 
@@ -265,15 +274,19 @@ def main(argv=None) -> None:
     summary = {"kind": args.kind, "checkpoint": str(checkpoint), "tree_core_probe": probe,
                "server_env": tree_env, "configs": {}, "comparisons": {}}
     lock = threading.Lock()
+    started = time.monotonic()
 
     def run(name: str) -> None:
-        result = run_config(name, all_configs[name], checkpoint, workdir, launcher, env, plan)
+        if args.start_deadline_s is not None and time.monotonic() - started > args.start_deadline_s:
+            result = {"ok": False, "skipped": f"not started: --start-deadline-s {args.start_deadline_s}", "total_s": 0}
+        else:
+            result = run_config(name, all_configs[name], checkpoint, workdir, launcher, env, plan)
         with lock:
             summary["configs"][name] = result
             summary["comparisons"] = comparisons(args.kind, summary["configs"])
             args.out.write_text(json.dumps(summary, indent=1))
             print(f"[serving_driver] {name}: ok={result['ok']} startup={result.get('startup_s')}s "
-                  f"total={result['total_s']}s {result.get('error', '')[:300]}", flush=True)
+                  f"total={result['total_s']}s {result.get('error', result.get('skipped', ''))[:300]}", flush=True)
 
     run(names[0])  # alone: it compiles the kernels the others then find cached
     with concurrent.futures.ThreadPoolExecutor(max(1, args.parallel)) as pool:

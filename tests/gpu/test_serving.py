@@ -3,7 +3,9 @@
 Every test reads the JSON of ``serving_driver.py``, which starts each server configuration once
 for a checkpoint kind (``tiny``: FP8 safetensors; ``real``: real width, dummy weights) and runs
 all prompt sets in it; the driver runs once per kind and session (configurations limited by
-``DSV32_GPU_CONFIGS``, space-separated; JSON to ``$DSV32_GPU_OUT/serving-<kind>.json``).
+``DSV32_GPU_CONFIGS``, space-separated; no server started later than ``DSV32_GPU_DEADLINE_S``
+seconds into the run; JSON to ``$DSV32_GPU_OUT/serving-<kind>.json``). A configuration not run
+skips the tests that need it.
 Run on the device by ``tests/gpu/run_device.sh`` (docs/gpu_testing.md).
 """
 
@@ -35,7 +37,9 @@ def served(tmp_path_factory):
             out = pathlib.Path(os.environ.get("DSV32_GPU_OUT") or tmp_path_factory.mktemp("gpu-out"))
             path = out / f"serving-{kind}.json"
             configs = os.environ.get("DSV32_GPU_CONFIGS", "").split()
-            cmd = [sys.executable, serving_driver.__file__, kind, str(path), *(["--configs", *configs] if configs else [])]
+            deadline = os.environ.get("DSV32_GPU_DEADLINE_S")
+            cmd = [sys.executable, serving_driver.__file__, kind, str(path), *(["--configs", *configs] if configs else []),
+                   *(["--start-deadline-s", deadline] if deadline else [])]
             proc = subprocess.run(cmd, cwd=out, timeout=DRIVER_TIMEOUT_S, capture_output=True, text=True)
             print(proc.stdout[-4000:])
             assert path.exists(), f"driver wrote nothing (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
@@ -49,6 +53,8 @@ def config(summary: dict, name: str) -> dict:
     result = summary["configs"].get(name)
     if result is None:
         pytest.skip(f"{name} not run (DSV32_GPU_CONFIGS)")
+    if result.get("skipped"):
+        pytest.skip(f"{name}: {result['skipped']}")
     assert result["ok"], f"{name}: {result.get('error')}\n{result.get('log_tail', '')}"
     return result
 
