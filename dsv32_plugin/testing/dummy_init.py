@@ -14,6 +14,7 @@ parameter (name ends with)               values
 ``mlp.gate.weight`` (router)
 ``e_score_correction_bias``              N(0, 0.01)
 ``<...norm>.weight`` / ``.bias``         1 + N(0, 0.05) / N(0, 0.05)
+``...scale`` (not ``_scale_inv``)        1 (a neutral quantisation scale)
 any other >= 2-D weight                  N(0, 0.5/sqrt(fan_in)), fan_in = last dim
 any other 1-D parameter                  0
 ``<weight>_scale_inv``                   set with its FP8 weight (below)
@@ -61,6 +62,8 @@ def _fill(name: str, shape: torch.Size, gen: torch.Generator, device, draftable:
         return normal(1.0)
     if name.endswith("e_score_correction_bias"):
         return normal(0.01)
+    if name.endswith("scale"):
+        return torch.ones(shape, device=device)
     if "norm" in module:
         if draftable and module == "enorm":
             return torch.ones(shape, device=device)

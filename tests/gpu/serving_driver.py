@@ -1,6 +1,7 @@
 """Greedy outputs of stock ``python -m sglang.launch_server`` serving DeepSeek-V3.2 on a GPU, as JSON.
 
-    python serving_driver.py {tiny,real} OUT.json [--configs NAME ...] [--parallel N] [--workdir DIR]
+    python serving_driver.py {tiny,real} OUT.json [--configs NAME ...] [--parallel N] [--start-deadline-s S]
+                             [--workdir DIR] [--cpu-smoke]
 
 Checkpoints, made on the machine:
 
@@ -11,8 +12,9 @@ Checkpoints, made on the machine:
 
 Configurations (``configs``): ``{fp8_e4m3,bf16}-{flashmla,triton}-{graphs,eager}`` with
 ``--kv-cache-dtype`` and ``--dsa-{prefill,decode}-backend`` (``flashmla_auto`` / ``triton``),
-graphs off by ``--disable-cuda-graph``; and ``mtp-graphs`` (EAGLE, 3 steps, top-k 1, 4 draft
-tokens) against ``plain-graphs``, both on draftable dummy weights. Every server has the host's
+graphs off by ``--disable-cuda-graph``; ``mtp-graphs`` (EAGLE, 3 steps, top-k 1, 4 draft
+tokens) against ``plain-graphs``, both on draftable dummy weights; for ``tiny``, ``--tp 2``
+against one GPU (where two GPUs are). Every server has the host's
 defaults (radix cache on, CUDA graphs on) plus ``--sampling-backend pytorch`` and a short decode
 graph batch list. Each server starts once and runs, in this order, every prompt set: 100- and
 3000-token prompts at batch 1, 3 and 17 (batch b = the first b of 17 fixed prompts, one request),
@@ -21,7 +23,8 @@ graph batch list. Each server starts once and runs, in this order, every prompt 
 OUT.json (rewritten after each server): per configuration the outputs, top-2 gaps and EAGLE
 accept lengths per prompt set, the start-up and generation seconds, the ``sgl_kernel`` stand-in
 names each server used, and the harness plugin's reports (float8 parameters per model, forward
-passes per mode with or without graphs); then the comparisons of ``PAIRS`` (``compare``).
+passes per mode with or without graphs); then the comparisons of ``pairs()`` (``compare``).
+The first server runs alone (it compiles the kernels), then ``--parallel`` at a time.
 The servers get the stand-in (when ``sgl_kernel`` does not import here) and the harness plugin
 on ``PYTHONPATH``, and the Python radix TreeCore where the Rust one cannot read this torch's
 tensors (``tree_core_probe``).
@@ -58,6 +61,7 @@ EAGLE_FLAGS = ("--speculative-algorithm", "EAGLE", "--speculative-num-steps", "3
 DUMMY_FLAGS = ("--load-format", "dummy")
 KV_DTYPES = ("fp8_e4m3", "bf16")
 BACKENDS = {"flashmla": "flashmla_auto", "triton": "triton"}
+TP2 = "tp2-bf16-triton-graphs"  # --tp 2: runs where two GPUs are (nvidia-h200-x2), skipped elsewhere
 SERVER_READY_S = 900  # the first server of a machine compiles the JIT and Triton kernels
 REQUEST_TIMEOUT_S = 600
 
@@ -87,6 +91,7 @@ CPU_SMOKE = Plan(lengths=(24,), batches=(1, 2), new_tokens=4, cpu_engine=True,
 class Config:
     flags: tuple[str, ...]
     draftable: bool = False  # dummy weights in the draftable shape (MTP drafts mostly accepted)
+    gpus: int = 1
 
 
 def configs(kind: str) -> dict[str, Config]:
@@ -99,7 +104,7 @@ def configs(kind: str) -> dict[str, Config]:
         flags = ("--kv-cache-dtype", kv, "--dsa-prefill-backend", value, "--dsa-decode-backend", value, *load)
         return {f"{kv}-{backend}-eager": Config((*flags, "--disable-cuda-graph")), f"{kv}-{backend}-graphs": Config(flags)}
 
-    return {
+    out = {
         **dsa("fp8_e4m3", "flashmla"),
         **dsa("bf16", "triton"),
         "plain-graphs": Config(DUMMY_FLAGS, True),
@@ -107,12 +112,16 @@ def configs(kind: str) -> dict[str, Config]:
         **dsa("fp8_e4m3", "triton"),
         **dsa("bf16", "flashmla"),
     }
+    if kind == "tiny":  # dummy weights are drawn per shard: only real weights compare across layouts
+        out[TP2] = Config((*out["bf16-triton-graphs"].flags, "--tp", "2"), gpus=2)
+    return out
 
 
-def pairs(kind: str) -> dict[str, tuple[str, str]]:
+def pairs() -> dict[str, tuple[str, str]]:
     """Comparison name -> (reference configuration, configuration that must give its tokens)."""
     out = {f"{kv}-{b}: graphs = eager": (f"{kv}-{b}-eager", f"{kv}-{b}-graphs") for kv in KV_DTYPES for b in BACKENDS}
     out["mtp = plain (graphs)"] = ("plain-graphs", "mtp-graphs")
+    out["tp2 = tp1 (graphs)"] = ("bf16-triton-graphs", TP2)
     return out
 
 
@@ -240,15 +249,17 @@ def compare(reference: dict, other: dict) -> dict:
     return {"ok": not diverged, "exact": exact, "near_ties": near_ties, "diverged": diverged}
 
 
-def comparisons(kind: str, results: dict) -> dict:
+def comparisons(results: dict) -> dict:
     out = {}
-    for label, (ref, other) in pairs(kind).items():
+    for label, (ref, other) in pairs().items():
         if results.get(ref, {}).get("ok") and results.get(other, {}).get("ok"):
             out[label] = compare(results[ref], results[other])
     return out
 
 
 def main(argv=None) -> None:
+    import torch
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=("tiny", "real"))
     parser.add_argument("out", type=pathlib.Path)
@@ -275,15 +286,18 @@ def main(argv=None) -> None:
                "server_env": tree_env, "configs": {}, "comparisons": {}}
     lock = threading.Lock()
     started = time.monotonic()
+    gpus = 1 if plan.cpu_engine else torch.cuda.device_count()
 
     def run(name: str) -> None:
         if args.start_deadline_s is not None and time.monotonic() - started > args.start_deadline_s:
             result = {"ok": False, "skipped": f"not started: --start-deadline-s {args.start_deadline_s}", "total_s": 0}
+        elif all_configs[name].gpus > gpus:
+            result = {"ok": False, "skipped": f"needs {all_configs[name].gpus} GPUs, {gpus} here", "total_s": 0}
         else:
             result = run_config(name, all_configs[name], checkpoint, workdir, launcher, env, plan)
         with lock:
             summary["configs"][name] = result
-            summary["comparisons"] = comparisons(args.kind, summary["configs"])
+            summary["comparisons"] = comparisons(summary["configs"])
             args.out.write_text(json.dumps(summary, indent=1))
             print(f"[serving_driver] {name}: ok={result['ok']} startup={result.get('startup_s')}s "
                   f"total={result['total_s']}s {result.get('error', result.get('skipped', ''))[:300]}", flush=True)

@@ -20,7 +20,7 @@ import sys
 import pytest
 
 import serving_driver
-from serving_driver import BACKENDS, KV_DTYPES, compare
+from serving_driver import BACKENDS, KV_DTYPES, TP2, compare
 
 pytestmark = pytest.mark.gpu
 KINDS = ("tiny", "real")
@@ -98,6 +98,15 @@ def test_mtp_gives_the_plain_greedy_tokens(served, kind):
     assert mean > 1.0
     assert sum(sum(r["draft_graphs"].values()) for r in mtp["reports"]) > 0, mtp["reports"]
     assert forward_passes(mtp, "target", "TARGET_VERIFY", "graph") > 0, mtp["reports"]
+
+
+@pytest.mark.parametrize("kind", ["tiny"])  # dummy weights are drawn per shard: not comparable across layouts
+def test_tp2_gives_the_one_gpu_greedy_tokens(served, kind):
+    """``--tp 2`` (graphs on) = one GPU on the tiny FP8 checkpoint (needs nvidia-h200-x2)."""
+    summary = served(kind)
+    tp2 = config(summary, TP2)
+    assert_same_tokens(config(summary, "bf16-triton-graphs"), tp2)
+    assert forward_passes(tp2, "target", "DECODE", "graph") > 0, tp2["reports"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

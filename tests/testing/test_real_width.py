@@ -53,6 +53,7 @@ def served_params() -> dict[str, torch.Tensor]:
         "model.embed_tokens.weight": torch.empty(64, H, dtype=torch.bfloat16),
         "model.layers.0.input_layernorm.weight": torch.empty(H, dtype=torch.bfloat16),
         "model.layers.0.self_attn.indexer.k_norm.bias": torch.empty(128, dtype=torch.float32),
+        "model.layers.0.self_attn.attn.k_scale": torch.empty(1, dtype=torch.float32),
         "model.layers.0.self_attn.q_a_proj.weight": torch.empty(200, H, dtype=fp8),
         "model.layers.0.self_attn.q_a_proj.weight_scale_inv": torch.empty(2, 2),
         "model.layers.0.self_attn.o_proj.weight": torch.empty(H, 2 * H, dtype=fp8),
@@ -101,6 +102,7 @@ def test_dummy_init_gives_tiny_checkpoint_scales():
     for name in ("model.layers.1.mlp.gate.weight", "lm_head.weight"):
         assert std[name] == pytest.approx(1 / math.sqrt(H), rel=0.08)
     assert std["model.layers.1.mlp.gate.e_score_correction_bias"] < 0.05
+    assert v["model.layers.0.self_attn.attn.k_scale"].tolist() == [1.0]
     experts = v["model.layers.1.mlp.experts.w13_weight"]
     assert not torch.equal(experts[0], experts[1])  # each expert its own draw
     assert not torch.equal(v["model.layers.0.self_attn.o_proj.weight"], v["model.layers.1.self_attn.o_proj.weight"])
