@@ -36,8 +36,13 @@ def exp_chat_template() -> str | None:
         return None
 
 
-def make_tiny_checkpoint(directory, variant: str = "v32", *, fp8: bool = False, seed: int = 0) -> pathlib.Path:
-    """Write the checkpoint into ``directory`` (created if missing) and return its path."""
+def make_tiny_checkpoint(directory, variant: str = "v32", *, fp8: bool = False, seed: int = 0,
+                         overrides: dict | None = None) -> pathlib.Path:
+    """Write the checkpoint into ``directory`` (created if missing) and return its path.
+
+    ``overrides``: config keys to change (e.g. ``{"index_n_heads": 64}``: enough indexer
+    heads that scores never tie exactly, for parity tests across layouts).
+    """
     import torch
     from safetensors.torch import save_file
 
@@ -50,7 +55,7 @@ def make_tiny_checkpoint(directory, variant: str = "v32", *, fp8: bool = False, 
     template = exp_chat_template() if variant == "v32-exp" else None
     n_tokens = save_tokenizer(path, chat_template=template)
     vocab_size = -(-n_tokens // VOCAB_PAD) * VOCAB_PAD
-    config = make_config(variant, vocab_size, fp8=fp8)
+    config = make_config(variant, vocab_size, fp8=fp8, overrides=overrides)
     _write_json(path / "config.json", config)
     _write_json(path / "generation_config.json", {"bos_token_id": 0, "eos_token_id": 1})
     with torch.no_grad():

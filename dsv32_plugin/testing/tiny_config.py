@@ -39,8 +39,8 @@ QUANTIZATION_CONFIG = {
 }
 
 
-def make_config(variant: str, vocab_size: int, *, fp8: bool) -> dict:
-    """The config.json dict; ``variant`` is recorded as ``dsv32_tiny_variant``."""
+def make_config(variant: str, vocab_size: int, *, fp8: bool, overrides: dict | None = None) -> dict:
+    """The config.json dict; ``variant`` is recorded as ``dsv32_tiny_variant``; ``overrides`` replace keys."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
     config = {
@@ -97,6 +97,10 @@ def make_config(variant: str, vocab_size: int, *, fp8: bool) -> dict:
         "v_head_dim": 32,
         "vocab_size": vocab_size,
     }
+    unknown = set(overrides or ()) - set(config)
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}")
+    config.update(overrides or {})
     if fp8:
         config["quantization_config"] = dict(QUANTIZATION_CONFIG)
     return config
