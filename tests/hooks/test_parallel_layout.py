@@ -13,14 +13,15 @@ from dsv32_plugin.testing import make_tiny_checkpoint
 
 # DeepSeek-V3.2's sizes (config.json of the release).
 V32 = SimpleNamespace(num_attention_heads=128, n_routed_experts=256, moe_intermediate_size=2048,
-                      intermediate_size=18432)
+                      intermediate_size=18432, n_shared_experts=1, v_head_dim=128, qk_nope_head_dim=128,
+                      qk_rope_head_dim=64, quantization_config={"weight_block_size": [128, 128]})
 
 
 def widths(tp: int, attn_dp: int = 1, ep: int = 1) -> dict:
     return {"attn_tp_size": tp // attn_dp, "moe_tp_size": tp // ep}
 
 
-@pytest.mark.parametrize("tp, attn_dp, ep", [(8, 1, 1), (8, 8, 8), (16, 1, 1), (16, 2, 16), (4, 1, 2)])
+@pytest.mark.parametrize("tp, attn_dp, ep", [(8, 1, 1), (8, 8, 8), (16, 1, 1), (16, 2, 16), (4, 1, 2), (16, 16, 16)])
 def test_cookbook_layouts_fit_the_real_shapes(tp, attn_dp, ep):
     assert layout_problems(V32, widths(tp, attn_dp, ep), tp, ep, "cuda") == []
 
@@ -29,6 +30,7 @@ def test_cookbook_layouts_fit_the_real_shapes(tp, attn_dp, ep):
     (3, 1, 1, "cuda", ["128 attention heads", "--tp 3"]),
     (8, 1, 3, "cuda", ["256 routed experts", "--ep 3"]),
     (2, 1, 2, "cpu", ["--ep 2 needs a GPU", "--ep 1"]),
+    (32, 1, 1, "cuda", ["FP8 128x128 blocks: MoE expert width", "= 64 is not a multiple of 128"]),
 ])
 def test_layouts_that_cannot_run_are_named(tp, attn_dp, ep, device, words):
     problems = layout_problems(V32, widths(tp, attn_dp, ep), tp, ep, device)
