@@ -12,7 +12,8 @@ tp2-chunked        --tp 2 --chunked-prefill-size 64                    heads, ex
                                                                        vocab; chunked prefill
 dp-attention       --tp 2 --dp 2 --enable-dp-attention                 attention per DP rank (one
                                                                        prompt each), MoE/FFN over TP
-pp2                --pp-size 2                                         layers 0-1 / 2 (host partition)
+pp2                --pp-size 2 --moe-dense-tp-size 1,                  layers 0 / 1-2, as the cookbook's
+                   SGLANG_PP_LAYER_PARTITION=1,2                       two-node PP command spells it
 =================  ==================================================  ==============================
 
 The checkpoint has 64 indexer heads (as the real model), so indexer scores do
@@ -32,14 +33,14 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 LOGPROB_TOL = 1e-4
 NEW_TOKENS = 16
+# name -> (flags, environment); two ranks bind each rank's OpenMP threads to its own core
+TWO_RANKS = {"SGLANG_CPU_OMP_THREADS_BIND": "0|1"}
 LAYOUTS = {
-    "one-rank": (),
-    "tp2-chunked": ("--tp", "2", "--chunked-prefill-size", "64"),
-    "dp-attention": ("--tp", "2", "--dp", "2", "--enable-dp-attention"),
-    "pp2": ("--pp-size", "2"),
+    "one-rank": ((), {}),
+    "tp2-chunked": (("--tp", "2", "--chunked-prefill-size", "64"), TWO_RANKS),
+    "dp-attention": (("--tp", "2", "--dp", "2", "--enable-dp-attention"), TWO_RANKS),
+    "pp2": (("--pp-size", "2", "--moe-dense-tp-size", "1"), {**TWO_RANKS, "SGLANG_PP_LAYER_PARTITION": "1,2"}),
 }
-# Two ranks: each rank's OpenMP threads on their own core.
-TWO_RANK_ENV = {"SGLANG_CPU_OMP_THREADS_BIND": "0|1"}
 
 
 def random_ids(n: int, seed: int) -> list[int]:
@@ -69,8 +70,8 @@ def reference(tmp_path_factory):
     return ckpt, root, expected
 
 
-def served(ckpt, root, flags) -> list[tuple[torch.Tensor, list[int], torch.Tensor]]:
-    with launch(ckpt, root, "--dtype", "float32", *flags, env=TWO_RANK_ENV if flags else None) as server:
+def served(ckpt, root, flags, env) -> list[tuple[torch.Tensor, list[int], torch.Tensor]]:
+    with launch(ckpt, root, "--dtype", "float32", *flags, env=env) as server:
         outs = generate(server, {"input_ids": PROMPTS, "return_logprob": True, "logprob_start_len": 0,
                                  "sampling_params": {"max_new_tokens": NEW_TOKENS, "temperature": 0,
                                                      "ignore_eos": True}}, timeout=600)
@@ -89,7 +90,7 @@ RESULTS: dict[str, list] = {}
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_layout_matches_transformers_and_one_rank(reference, layout):
     ckpt, root, expected = reference
-    results = RESULTS[layout] = served(ckpt, root, LAYOUTS[layout])
+    results = RESULTS[layout] = served(ckpt, root, *LAYOUTS[layout])
     for (prompt_lp, tokens, output_lp), (hf_prompt, hf_tokens, hf_output) in zip(results, expected):
         assert tokens == hf_tokens
         assert (prompt_lp - hf_prompt).abs().max().item() < LOGPROB_TOL
