@@ -35,7 +35,8 @@ def prefill_graphs_off_for_v32(original, server_args: Any) -> None:
     backend = config.prefill.backend
     if backend == Backend.DISABLED or not is_v32(model_config_of(server_args).hf_config):
         return
-    declare_resolution(server_args, _SOURCE, cuda_graph_config=with_phase(config, Phase.PREFILL, backend=Backend.DISABLED))
+    off = with_phase(config, Phase.PREFILL, backend=Backend.DISABLED)
+    declare_resolution(server_args, _SOURCE, cuda_graph_config=off)
     explicit = (Phase.PREFILL, "backend") in getattr(server_args, "_cuda_graph_config_locked", set())
     logger.info(
         "dsv32-plugin: prefill CUDA graphs off for DeepSeek-V3.2 (were %s%s): the DSA indexer's prefill runs "

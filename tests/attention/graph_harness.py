@@ -103,8 +103,10 @@ class Scene:
     def layer_inputs(self, tokens: int, dtype: torch.dtype) -> dict:
         d = self.dims
         return {
-            "q": self.randn(tokens, d.heads * d.kv_lora_rank, dtype=dtype), "q_rope": self.randn(tokens, d.heads, d.rope, dtype=dtype),
-            "c_kv": self.randn(tokens, 1, d.kv_lora_rank, dtype=dtype), "k_rope": self.randn(tokens, 1, d.rope, dtype=dtype),
+            "q": self.randn(tokens, d.heads * d.kv_lora_rank, dtype=dtype),
+            "q_rope": self.randn(tokens, d.heads, d.rope, dtype=dtype),
+            "c_kv": self.randn(tokens, 1, d.kv_lora_rank, dtype=dtype),
+            "k_rope": self.randn(tokens, 1, d.rope, dtype=dtype),
             "iq": self.randn(tokens, d.index_heads, d.index_dim, dtype=dtype, positive=True),
             "ik": self.randn(tokens, d.index_dim, dtype=dtype, positive=True),
             "w": self.randn(tokens, d.index_heads, positive=True),
@@ -140,14 +142,15 @@ class StaticInputs:
         """Copy ``batch`` in, pad to ``bs`` requests; returns the static forward batch a graph was captured with."""
         raw, tokens = batch.batch_size, batch.positions.shape[0]
         for buf, src, pad in ((self.positions, batch.positions, 0), (self.out_cache_loc, batch.out_cache_loc, 0),
-                              (self.req_pool_indices, batch.req_pool_indices, 0), (self.seq_lens, batch.seq_lens, self.fill)):
+                              (self.req_pool_indices, batch.req_pool_indices, 0),
+                              (self.seq_lens, batch.seq_lens, self.fill)):
             buf.fill_(pad)
             buf[: src.shape[0]].copy_(src)
         assert tokens == raw * self.rows
         n = bs * self.rows
         return SimpleNamespace(
-            forward_mode=batch.forward_mode, batch_size=bs, positions=self.positions[:n],
-            out_cache_loc=self.out_cache_loc[:n], req_pool_indices=self.req_pool_indices[:bs], seq_lens=self.seq_lens[:bs],
+            forward_mode=batch.forward_mode, batch_size=bs, positions=self.positions[:n], out_cache_loc=self.out_cache_loc[:n],
+            req_pool_indices=self.req_pool_indices[:bs], seq_lens=self.seq_lens[:bs],
         )
 
 

@@ -234,9 +234,12 @@ def test_cache_ops_and_the_slot_map_follow_the_device_the_exact_cache_the_refere
     from dsv32_plugin import kernels as triton_kernels
     from dsv32_plugin.kernels import reference
 
-    cpu, cuda, cuda_exact = (dispatch.select_cache_ops(d, index_exact=e) for d, e in ((CPU, False), (CUDA, False), (CUDA, True)))
+    cpu = dispatch.select_cache_ops(CPU, index_exact=False)
+    cuda = dispatch.select_cache_ops(CUDA, index_exact=False)
+    cuda_exact = dispatch.select_cache_ops(CUDA, index_exact=True)
     assert cpu.store_mla_kv is reference.store_mla_kv and cpu.store_index_k is reference.store_index_k
-    assert cuda.store_mla_kv is triton_kernels.store_mla_kv and cuda.dequantize_kv_fp8 is triton_kernels.dequantize_kv_fp8
+    assert cuda.store_mla_kv is triton_kernels.store_mla_kv
+    assert cuda.dequantize_kv_fp8 is triton_kernels.dequantize_kv_fp8
     assert cuda.store_index_k is triton_kernels.store_index_k and cuda_exact.store_index_k is reference.store_index_k
     assert cpu.gather_index_k is cuda.gather_index_k is reference.gather_index_k  # no Triton twin
     on_cuda = select_kernels("triton", "triton", device=CUDA, kv_cache_dtype="bf16")

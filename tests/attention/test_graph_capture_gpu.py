@@ -47,7 +47,7 @@ class CapturedLayer:
 
     def __init__(self, backend, scene, mode: str, bs: int, rows: int):
         self.backend, self.scene, self.rows = backend, scene, rows
-        self.static = StaticInputs(bs, rows, "cuda", backend.get_cuda_graph_seq_len_fill_value())
+        self.static = StaticInputs(bs, rows, scene.device, backend.get_cuda_graph_seq_len_fill_value())
         first = scene.batch(mode, [r % len(PREFIX) for r in range(bs)], rows)  # capture-time contents
         self.fb = self.static.load(first, bs)
         self.x = scene.layer_inputs(bs * rows, torch.bfloat16)
@@ -111,7 +111,7 @@ def test_multi_step_draft_captured_replays_the_eager_results(monkeypatch):
     runner = scene.runner(monkeypatch, "triton", torch.bfloat16)
     eager, graphed = DSAMultiStepDraftBackend(runner, 3), DSAMultiStepDraftBackend(runner, 3)
     graphed.init_cuda_graph_state(4, 4)
-    static = StaticInputs(4, 1, "cuda", 1)
+    static = StaticInputs(4, 1, scene.device, 1)
     reqs = [2, 0, 6]
     fb = static.load(scene.batch("decode", reqs, 1), 4)
     xs = [pad_rows(scene.layer_inputs(3, torch.bfloat16), 4) for _ in range(2)]
