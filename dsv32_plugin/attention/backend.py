@@ -121,6 +121,8 @@ class DSABackend(AttentionBackend):
         folded into the weights); the exact indexer scores them in float32.
         """
         md = self.forward_metadata
+        if md is None:  # an idle DP-attention rank runs padding rows: nothing to select (attention skips them)
+            return torch.full((q.shape[0], self.index_topk), -1, dtype=torch.int32, device=q.device)
         pool = self.token_to_kv_pool
         pool.store_index_k(layer_id, forward_batch.out_cache_loc, k)
         if isinstance(md, RaggedMetadata) and md.dense:

@@ -178,3 +178,16 @@ def test_dp_padded_extend_rows_attend_nothing(monkeypatch):
     assert as_sets(topk[:6]) == as_sets(want_topk) and (topk[6:] == -1).all()
     torch.testing.assert_close(out[:6], want, rtol=1e-5, atol=1e-5)
     assert (out[6:] == 0).all()
+
+
+def test_idle_rank_padding_rows_select_nothing(monkeypatch):
+    """DP attention: an idle rank runs padding tokens with no requests; the indexer returns -1 rows."""
+    scene = Scene(DIMS, PREFIX, torch.bfloat16)
+    backend = scene.backend(monkeypatch, "torch")
+    idle = SimpleNamespace(forward_mode=ForwardMode.IDLE, batch_size=0, positions=torch.zeros(4, dtype=torch.int64),
+                           out_cache_loc=torch.zeros(4, dtype=torch.int64))
+    backend.init_forward_metadata(idle)
+    x = scene.layer_inputs(4, torch.float32)
+    topk = backend.select_topk(0, idle, x["iq"], x["ik"], x["w"])
+    assert topk.shape == (4, DIMS.topk) and (topk == -1).all()
+
