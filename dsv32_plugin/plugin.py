@@ -20,6 +20,7 @@ logger = logging.getLogger("dsv32_plugin")
 # "module:function" strings, imported lazily so that a broken optional
 # dependency costs one warning line and one step, never the whole plugin.
 STEPS: tuple[str, ...] = (
+    "dsv32_plugin.hooks.refusals:install",
     "dsv32_plugin.hooks.cpu_fallbacks:install",
     "dsv32_plugin.hooks.parsers:install",
     "dsv32_plugin.hooks.chat_encoding:install",
@@ -28,6 +29,7 @@ STEPS: tuple[str, ...] = (
     "dsv32_plugin.hooks.attention:install",
     "dsv32_plugin.hooks.server_args:install",
     "dsv32_plugin.hooks.parallel_layout:install",
+    "dsv32_plugin.hooks.prefill_graphs:install",
 )
 
 _registered = False

@@ -1,6 +1,6 @@
 """Fused indexer-key store: quantise to FP8 and scatter into the paged cache (Triton).
 
-Cache layout (reference/index_k_cache.py has the full description): per layer a
+Cache layout (``kernels/layout.py`` has the full description): per layer a
 uint8 ``[num_pages, 64 * (D + 4)]``; a page holds 64 FP8 keys token-major, then
 their 64 fp32 scales. Slot ``loc`` is page ``loc // 64``, offset ``loc % 64``.
 """
@@ -10,7 +10,7 @@ import triton
 import triton.language as tl
 
 from ._triton_utils import check_launchable, interpreting, to_fp8e4nv
-from .reference.index_k_cache import INDEX_K_PAGE_SIZE, index_k_head_dim
+from .layout import INDEX_K_PAGE_SIZE, index_k_head_dim
 
 
 @triton.jit

@@ -13,7 +13,7 @@ import triton.language as tl
 
 from ._triton_utils import check_launchable
 from .indexer_logits import fp8_dot_supported, head_block, score_tile
-from .reference.index_k_cache import INDEX_K_PAGE_SIZE, index_k_head_dim
+from .layout import INDEX_K_PAGE_SIZE, index_k_head_dim
 from .topk import topk_rows
 
 

@@ -1,6 +1,6 @@
 """Triton kernels for the MLA KV cache: FP8 quantise/dequantise and the paged store.
 
-Byte layout, scale rule and paged-cache shapes are those of
+Byte layout and paged-cache shapes: ``kernels/layout.py``; scale rule: the reference
 ``dsv32_plugin.kernels.reference.kv_cache`` (FlashMLA "V32": 512 fp8 bytes,
 4 float32 power-of-two scales, 64 bf16 rope values = 656 bytes per token).
 ``load_kv_fp8_rows`` is the one dequantiser; the sparse MLA decode kernel
@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from ._triton_utils import check_launchable, interpreting, to_fp8e4nv
-from .reference.kv_cache import as_pages, fp8_dims, fp8_row_bytes
+from .layout import as_pages, fp8_dims, fp8_row_bytes
 
 _BLOCK_ROWS = 16
 

@@ -7,8 +7,8 @@
 import torch
 
 from ._triton_utils import check_launchable
-from .reference.kv_cache import as_pages
-from .reference.sparse_mla import check_decode_args, check_prefill_args
+from .layout import as_pages
+from .sparse_mla_args import check_decode_args, check_prefill_args
 from .sparse_mla_core import LaunchConfig, default_config, sparse_mla_forward
 
 

@@ -3,34 +3,42 @@
 Per layer the model calls, in order:
 
 1. ``select_topk(layer_id, forward_batch, q, k, weights)`` -- stores the
-   indexer keys of the new tokens, scores (or, on the dense path, takes every
-   causal position) and returns request-local positions ``[T, topk]`` int32,
-   -1 padded;
+   indexer keys of the new tokens, scores (or, on the dense prefill path, takes
+   every causal position) and returns request-local positions ``[T, topk]``
+   int32, -1 padded;
 2. the attention layer (``RadixAttention``) -> ``forward_extend`` /
    ``forward_decode`` with the absorbed query ``q [T, H*Dl]`` (latent part),
    ``k = v = c_kv [T, 1, Dl]``, ``q_rope [T, H, R]``, ``k_rope [T, 1, R]`` and
    ``topk_indices`` from step 1. It stores ``[c_kv | k_rope]`` in the MLA
    cache and returns ``[T, H * Dl]``.
 
-Extend-like modes (extend, chunked prefill, verify, draft extend) gather the
-requests' whole KV into a ragged buffer and use the prefill kernels; decode
-reads the paged caches directly. Kernels come only from
-``dsv32_plugin.attention.dispatch.select_kernels``.
+Batches whose requests all have the same number of rows (decode, EAGLE target
+verify, draft extend) run the paged kernels over the caches (``PagedMetadata``),
+eagerly or replayed from CUDA graphs (``graph_buffers.py``); extend and chunked
+prefill gather the requests' KV into a ragged buffer for the prefill kernels
+(``RaggedMetadata``, eager only). Kernels come only from
+``dsv32_plugin.attention.dispatch``; H is the local head count
+(``layer.tp_q_head_num``) and the batch the local one under DP attention.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import torch
 from sglang.srt.layers.attention.base_attn_backend import AttentionBackend
 
-from dsv32_plugin.attention.metadata import DSAMetadata, build_metadata, causal_positions
-from dsv32_plugin.attention.pool import DSAIndexedKVPool, cache_ops
-from dsv32_plugin.kernels.reference.indexer import quantize_fp8_blockwise
-from dsv32_plugin.kernels.reference.kv_cache import dequantize_kv_fp8, fp8_dims
-
+from dsv32_plugin.attention.graph_buffers import GraphBuffers
+from dsv32_plugin.attention.metadata import (
+    PagedMetadata,
+    RaggedMetadata,
+    build_paged_metadata,
+    build_ragged_metadata,
+    causal_positions,
+    uniform_rows,
+)
+from dsv32_plugin.attention.pool import DSAIndexedKVPool
+from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
 
 logger = logging.getLogger("dsv32_plugin")
 
@@ -47,156 +55,128 @@ class DSABackend(AttentionBackend):
         pool = model_runner.token_to_kv_pool
         if not isinstance(pool, DSAIndexedKVPool):
             raise TypeError(f"the DSA backend needs the plugin's DSAIndexedKVPool, got {type(pool).__name__}")
-        config = model_runner.model_config.hf_config
         self.token_to_kv_pool = pool
-        self.req_to_token_pool = model_runner.req_to_token_pool
+        self.cache_format = pool.cache_format
+        self.req_to_token = model_runner.req_to_token_pool.req_to_token
         self.device = torch.device(model_runner.device)
-        self.index_topk = int(config.index_topk)
-        self.kv_lora_rank = int(config.kv_lora_rank)
-        self.rope_dim = int(config.qk_rope_head_dim)
+        self.index_topk = int(model_runner.model_config.hf_config.index_topk)
         self.data_type = model_runner.dtype
         self.kv_cache_dtype = model_runner.kv_cache_dtype
         prefill, decode = configured_backends()
         kv_dtype_flag = getattr(model_runner, "kv_cache_dtype_str", None) or "auto"
-        kernels = select_kernels(prefill, decode, device=self.device, kv_cache_dtype=kv_dtype_flag)
-        # Resolve the lazily named kernels once, off the per-layer hot path.
-        self.kernels = dataclasses.replace(kernels, **{
-            field: getattr(kernels, field).resolve()
-            for field in ("sparse_prefill", "sparse_decode", "indexer_prefill", "indexer_decode")
-            if hasattr(getattr(kernels, field), "resolve")
-        })
-        self.forward_metadata: DSAMetadata | None = None
+        self.kernels = select_kernels(
+            prefill, decode, device=self.device, kv_cache_dtype=kv_dtype_flag, index_exact=self.cache_format.index_exact
+        ).resolved()
+        self.graph: GraphBuffers | None = None
+        self.forward_metadata: PagedMetadata | RaggedMetadata | None = None
         logger.info(
             "dsv32-plugin DSA backend: prefill=%s decode=%s kv_cache=%s indexer=%s",
             self.kernels.prefill_name, self.kernels.decode_name, kv_dtype_flag,
-            "exact" if pool.index_k_exact else "fp8",
+            "exact" if self.cache_format.index_exact else "fp8",
         )
 
-    # -- metadata ----------------------------------------------------------
+    # -- metadata: eager ---------------------------------------------------
     def init_forward_metadata(self, forward_batch):
-        self.forward_metadata = build_metadata(forward_batch, self.req_to_token_pool.req_to_token, self.index_topk)
+        """Eager metadata: paged for uniform batches, ragged for extend; None for an empty batch."""
+        if forward_batch.forward_mode.is_idle() or forward_batch.batch_size == 0:
+            self.forward_metadata = None
+        elif (rows := uniform_rows(forward_batch)) is not None:
+            self.forward_metadata = build_paged_metadata(forward_batch, self.req_to_token, rows)
+        else:
+            self.forward_metadata = build_ragged_metadata(forward_batch, self.req_to_token, self.index_topk)
+
+    # -- metadata: CUDA graphs (graph_buffers.py) --------------------------
+    def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int, share_pages_with: GraphBuffers | None = None):
+        if self.cache_format.index_exact:
+            raise RuntimeError(
+                "dsv32-plugin: CUDA graphs need the FP8 indexer cache (a bf16 or fp8_e4m3 KV cache), but this "
+                "model runs in float32 with the exact indexer; start with --disable-cuda-graph"
+            )
+        pages = None if share_pages_with is None else share_pages_with.page_table
+        self.graph = GraphBuffers(max_bs, max_num_tokens, self.req_to_token.shape[1], self.device, pages)
+
+    def init_forward_metadata_out_graph(self, forward_batch, in_capture: bool = False):
+        self.forward_metadata = self.graph.metadata(forward_batch.batch_size)
+
+    def init_forward_metadata_in_graph(self, forward_batch):
+        self.forward_metadata = self.graph.refresh(forward_batch, self.req_to_token)
 
     def get_cuda_graph_seq_len_fill_value(self):
-        return 1
+        return 1  # unread: lengths come from positions; 1 keeps host-side sums positive
 
     def get_cpu_graph_seq_len_fill_value(self):
-        # The host pads DP-attention batches on CPU with this seq len too.
-        return 1
+        return 1  # DP-attention padding on the CPU (forward_batch_info._pad_inputs_to_size)
 
-    def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int):
-        # Metadata is built with host-side shapes each batch (no static buffers yet).
-        raise RuntimeError(
-            "dsv32-plugin's DSA backend has no CUDA-graph support yet; start the server with "
-            "--disable-cuda-graph (or --cuda-graph-backend-decode=disabled)"
-        )
+    def update_verify_buffers_to_fill_after_draft(self, spec_info, cuda_graph_bs):
+        """Nothing to redo: verify metadata reads the drafted positions inside the graph (in_graph)."""
+        return None
 
     # -- indexer -----------------------------------------------------------
     def select_topk(self, layer_id: int, forward_batch, q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor):
         """Store keys, then pick each row's top-k request-local positions.
 
         q ``[T, Hi, D]`` and k ``[T, D]`` float (after RoPE and Hadamard);
-        weights ``[T, Hi]`` fp32 with ``Hi^-0.5 * D^-0.5`` folded in. In FP8
-        mode q and k are quantised here (ue8m0 per 128 values, the q scale
-        folded into the weights); in exact mode they are scored in float32.
+        weights ``[T, Hi]`` fp32 with ``Hi^-0.5 * D^-0.5`` folded in. With the
+        FP8 indexer q and k are quantised here (ue8m0 per D values, the q scale
+        folded into the weights); the exact indexer scores them in float32.
         """
         md = self.forward_metadata
+        if md is None:  # an idle DP-attention rank runs padding rows: nothing to select (attention skips them)
+            return torch.full((q.shape[0], self.index_topk), -1, dtype=torch.int32, device=q.device)
         pool = self.token_to_kv_pool
         pool.store_index_k(layer_id, forward_batch.out_cache_loc, k)
-        if md.dense:
+        if isinstance(md, RaggedMetadata) and md.dense:
             return causal_positions(md.row_kv_len, self.index_topk)
-        if pool.index_k_exact:
+        if self.cache_format.index_exact:
             q_in, w = q.float(), weights.float()
         else:
-            q_in, q_scale = quantize_fp8_blockwise(q.float(), block=q.shape[-1])
+            q_in, q_scale = self.kernels.quantize_index_q(q.float(), block=q.shape[-1])
             w = weights.float() * q_scale[..., 0]
-        if md.is_decode and not pool.index_k_exact:
-            cache = pool.get_index_k_with_scale_buffer(layer_id)
-            pos = self.kernels.indexer_decode(
-                q_in[:, None], cache, w[:, None], md.req_kv_len, md.page_table, topk=self.index_topk
+        if isinstance(md, PagedMetadata):
+            batch, rows = md.batch_size, md.rows_per_req
+            positions = self.kernels.indexer_decode(
+                q_in.view(batch, rows, *q_in.shape[1:]), pool.get_index_k_with_scale_buffer(layer_id),
+                w.view(batch, rows, -1), md.req_kv_len, md.page_table, topk=self.index_topk,
             )
-            return pos[:, 0]
+            return positions.view(batch * rows, -1)
         keys, k_scale = pool.gather_index_k(layer_id, md.ragged_slots)
         absolute = self.kernels.indexer_prefill(q_in, keys, k_scale, w, md.k_start, md.k_end, topk=self.index_topk)
         return torch.where(absolute >= 0, absolute - md.k_start[:, None].to(absolute.dtype), -1).to(torch.int32)
 
     # -- attention ---------------------------------------------------------
-    def _layer_cache(self, layer):
-        """The layer's MLA cache, ``[size + page, 1, W]``; slot = page * page_size + offset."""
-        pool = self.token_to_kv_pool
-        return pool.kv_buffer[layer.layer_id - pool.start_layer]
-
-    def _store_kv(self, layer, forward_batch, c_kv, k_rope):
-        kv = torch.cat([c_kv.reshape(c_kv.shape[0], -1), k_rope.reshape(k_rope.shape[0], -1)], dim=-1)
-        cache = self._layer_cache(layer)
-        cache_ops(cache.device).store_mla_kv(cache, forward_batch.out_cache_loc, kv)
-
-    def _ragged_kv(self, layer, dtype):
-        """Rows of every request's positions, ``[S, Dl + R]`` in ``dtype`` (FP8 rows dequantised)."""
-        rows = self._layer_cache(layer)[self.forward_metadata.ragged_slots, 0]
-        if rows.dtype == torch.uint8:
-            d_nope, d_rope = fp8_dims(rows.shape[-1], self.kv_lora_rank + self.rope_dim)
-            return dequantize_kv_fp8(rows, d_nope, d_rope, dtype=dtype)
-        return rows.to(dtype)
-
     def _query(self, q, q_rope, layer):
-        heads = layer.tp_q_head_num
-        return torch.cat([q.reshape(-1, heads, self.kv_lora_rank), q_rope.reshape(-1, heads, self.rope_dim)], dim=-1)
+        """``[T, H, Dl + R]`` absorbed query, H the local heads."""
+        heads, fmt = layer.tp_q_head_num, self.cache_format
+        return torch.cat([q.reshape(-1, heads, fmt.kv_lora_rank), q_rope.reshape(-1, heads, fmt.rope_dim)], dim=-1)
+
+    def _paged_attention(self, query, layer, md: PagedMetadata, topk_indices):
+        """Sparse MLA of ``B x w`` query rows over the paged cache; returns ``[B * w, H * Dl]``."""
+        batch, rows = md.batch_size, md.rows_per_req
+        slots = self.kernels.positions_to_slots(topk_indices.view(batch, rows, -1), md.page_table, INDEX_K_PAGE_SIZE)
+        out, _ = self.kernels.sparse_decode(
+            query.view(batch, rows, *query.shape[1:]), self.token_to_kv_pool.mla_pages(layer.layer_id), slots,
+            layer.scaling, d_v=self.cache_format.kv_lora_rank,
+        )
+        return out.reshape(batch * rows, -1)
 
     def forward_extend(self, q, k, v, layer, forward_batch, save_kv_cache=True, q_rope=None, k_rope=None,
                        topk_indices=None, **_):
         md = self.forward_metadata
+        pool = self.token_to_kv_pool
         if save_kv_cache:
-            self._store_kv(layer, forward_batch, k, k_rope)
+            pool.store_mla_kv(layer.layer_id, forward_batch.out_cache_loc, k, k_rope)
         query = self._query(q, q_rope, layer)
+        if isinstance(md, PagedMetadata):  # target verify, draft extend
+            return self._paged_attention(query, layer, md, topk_indices)
         rows = torch.where(topk_indices >= 0, topk_indices.long() + md.k_start[:, None], -1).to(torch.int32)
         out, _ = self.kernels.sparse_prefill(
-            query, self._ragged_kv(layer, query.dtype), rows, layer.scaling, d_v=self.kv_lora_rank
+            query, pool.mla_rows(layer.layer_id, md.ragged_slots, query.dtype), rows, layer.scaling,
+            d_v=self.cache_format.kv_lora_rank,
         )
         return out.reshape(out.shape[0], -1)
 
     def forward_decode(self, q, k, v, layer, forward_batch, save_kv_cache=True, q_rope=None, k_rope=None,
                        topk_indices=None, **_):
-        md = self.forward_metadata
         if save_kv_cache:
-            self._store_kv(layer, forward_batch, k, k_rope)
-        query = self._query(q, q_rope, layer)
-        slots = cache_ops(query.device).topk_positions_to_slots(topk_indices, md.page_table_1)
-        cache = self._layer_cache(layer)
-        pages = cache.view(-1, self.token_to_kv_pool.page_size, cache.shape[-1])
-        out, _ = self.kernels.sparse_decode(
-            query[:, None], pages, slots[:, None], layer.scaling, d_v=self.kv_lora_rank
-        )
-        return out.reshape(out.shape[0], -1)
-
-
-class _StepView:
-    """A forward batch seen ``step`` draft steps later: positions advanced, everything else shared."""
-
-    def __init__(self, forward_batch, step: int):
-        self._batch = forward_batch
-        self.positions = forward_batch.positions + step
-
-    def __getattr__(self, name):
-        return getattr(self._batch, name)
-
-
-class DSAMultiStepDraftBackend:
-    """Per-step DSA backends for EAGLE's multi-step draft decode (``--speculative-num-steps`` > 1).
-
-    The worker builds metadata once per round, then runs step i with
-    ``attn_backends[i]`` after advancing the batch's positions by i; the draft
-    slots of every step are already in ``req_to_token``, so step i's metadata is
-    the batch's with positions + i.
-    """
-
-    needs_cpu_seq_lens = False
-
-    def __init__(self, model_runner, speculative_num_steps: int):
-        self.attn_backends = [DSABackend(model_runner) for _ in range(speculative_num_steps - 1)]
-
-    def init_forward_metadata(self, forward_batch):
-        for step, backend in enumerate(self.attn_backends):
-            backend.init_forward_metadata(_StepView(forward_batch, step))
-
-    def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int):
-        self.attn_backends[0].init_cuda_graph_state(max_bs, max_num_tokens)
+            self.token_to_kv_pool.store_mla_kv(layer.layer_id, forward_batch.out_cache_loc, k, k_rope)
+        return self._paged_attention(self._query(q, q_rope, layer), layer, self.forward_metadata, topk_indices)

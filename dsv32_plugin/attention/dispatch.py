@@ -27,6 +27,16 @@ Host spellings we map: ``triton_sparse_mla`` -> ``triton``. Other host values
 The indexer kernels follow the phase's backend: ``torch`` uses the reference
 indexer, every GPU backend our Triton indexer (FlashMLA and FA3 ship none).
 
+The exact float32 indexer cache (the model runs in float32) has only the
+reference indexer. The indexer's q quantiser is the torch
+``quantize_fp8_blockwise`` for every backend (no Triton twin; static shapes).
+
+Cache writers and readers (``CacheOps``, ``select_cache_ops``) follow the
+device, not the flags: our Triton kernels on CUDA, the float32 references
+elsewhere (same byte layouts), the references for the exact indexer cache;
+``gather_index_k`` has only the reference. The top-k position -> slot map
+follows the device the same way.
+
 Kernels are named, not imported: a ``KernelRef`` imports its function on the
 first call, so the table can be checked before every kernel exists and no
 Triton/FlashMLA/sgl-kernel import happens at start-up. No sglang import here
@@ -42,12 +52,10 @@ from typing import Callable, Optional
 
 import torch
 
+from dsv32_plugin.attention.cache_format import FP8, UNQUANTIZED
+
 PREFILL = "prefill"
 DECODE = "decode"
-
-# KV-cache formats the decode kernels read.
-FP8 = "fp8"  # 656-byte rows: 512 fp8 + 4 fp32 tile scales + 64 bf16 rope
-UNQUANTIZED = "unquantized"  # 576 values per row in the cache dtype (bf16; float32 on CPU)
 
 _KV_CACHE_DTYPES = {
     "fp8_e4m3": FP8,
@@ -91,7 +99,9 @@ class DSAKernels:
     ``sparse_prefill(q, kv, indices, sm_scale, d_v, topk_length) -> (out, lse)``,
     ``sparse_decode(q, kv_cache, indices, sm_scale, d_v, topk_length) -> (out, lse)``,
     ``indexer_prefill(q, k, k_scale, weights, k_start, k_end, topk)``,
-    ``indexer_decode(q, k_cache, weights, seq_lens, page_table, topk)``.
+    ``indexer_decode(q, k_cache, weights, seq_lens, page_table, topk)``,
+    ``quantize_index_q(x, block) -> (x_fp8, scale)``,
+    ``positions_to_slots(positions, table, page_size) -> slots``.
     """
 
     prefill_name: str
@@ -100,6 +110,46 @@ class DSAKernels:
     sparse_decode: Callable
     indexer_prefill: Callable
     indexer_decode: Callable
+    quantize_index_q: Callable
+    positions_to_slots: Callable
+
+    def resolved(self) -> "DSAKernels":
+        """The same table with every ``KernelRef`` imported (off the per-layer hot path)."""
+        return DSAKernels(**{
+            name: value.resolve() if isinstance(value, KernelRef) else value
+            for name, value in vars(self).items()
+        })
+
+
+@dataclass(frozen=True)
+class CacheOps:
+    """Writers and readers of the DSA caches (byte layouts in ``dsv32_plugin.kernels.layout``).
+
+    ``store_mla_kv(cache, slots, kv)``, ``dequantize_kv_fp8(packed, d_nope, d_rope, dtype)``,
+    ``store_index_k(cache, slots, k, k_scale=None)``, ``gather_index_k(cache, slots) -> (k, k_scale)``.
+    """
+
+    store_mla_kv: Callable
+    dequantize_kv_fp8: Callable
+    store_index_k: Callable
+    gather_index_k: Callable
+
+
+def _device_module(device: torch.device) -> str:
+    """Where the cache ops and the position -> slot map come from: Triton on CUDA, else the references."""
+    return _TRITON if torch.device(device).type == "cuda" else _REFERENCE
+
+
+def select_cache_ops(device: torch.device, *, index_exact: bool) -> CacheOps:
+    """The cache writers/readers for ``device`` (resolved functions)."""
+    module = _device_module(device)
+    index_module = _REFERENCE if index_exact else module
+    return CacheOps(
+        store_mla_kv=KernelRef(module, "store_mla_kv").resolve(),
+        dequantize_kv_fp8=KernelRef(module, "dequantize_kv_fp8").resolve(),
+        store_index_k=KernelRef(index_module, "store_index_k").resolve(),
+        gather_index_k=KernelRef(_REFERENCE, "gather_index_k").resolve(),
+    )
 
 
 @dataclass(frozen=True)
@@ -139,13 +189,18 @@ def _flashmla_cannot_run(device: torch.device) -> Optional[str]:
 
 
 def _fa3_cannot_run(device: torch.device) -> Optional[str]:
+    """A missing or broken sgl-kernel (import fails, or its own check raises) means "no FA3 here"."""
     if device.type != "cuda":
         return f"FA3 needs a CUDA device, not {device.type}"
     try:
         from sgl_kernel.flash_attn import is_fa3_supported
     except Exception as exc:  # absent, or a build that does not load here
         return f"sgl-kernel's FA3 is not importable ({exc!r})"
-    if not is_fa3_supported(device):
+    try:
+        supported = is_fa3_supported(device)
+    except Exception as exc:  # e.g. a stand-in sgl_kernel whose names raise when called
+        return f"sgl-kernel's FA3 check failed ({exc!r})"
+    if not supported:
         return f"sgl-kernel reports FA3 unsupported on sm{_sm_major(device)}x"
     return None
 
@@ -254,12 +309,15 @@ def _checked(name: Optional[str], phase: str, device: torch.device, kv_cache_dty
 
 
 def select_kernels(
-    prefill: Optional[str], decode: Optional[str], *, device: torch.device, kv_cache_dtype: str
+    prefill: Optional[str], decode: Optional[str], *, device: torch.device, kv_cache_dtype: str,
+    index_exact: bool = False,
 ) -> DSAKernels:
     """Kernels for the configured backends; None picks this device's default.
 
-    Raises ValueError naming the choices that work here when a backend is
-    unknown, cannot run on this device, or cannot read this KV-cache dtype.
+    ``index_exact``: the indexer cache holds exact float32 rows (the model runs in
+    float32), which only the reference indexer reads. Raises ValueError naming the
+    choices that work here when a backend is unknown, cannot run on this device,
+    or cannot read this KV-cache dtype.
     """
     device = torch.device(device)
     prefill = _checked(prefill, PREFILL, device, kv_cache_dtype)
@@ -271,8 +329,11 @@ def select_kernels(
         decode_name=decode,
         sparse_prefill=prefill_backend.prefill,
         sparse_decode=decode_backend.decode[kv_cache_format(kv_cache_dtype)],
-        indexer_prefill=KernelRef(prefill_backend.indexer_module, "indexer_topk_prefill"),
-        indexer_decode=KernelRef(decode_backend.indexer_module, "indexer_topk_decode"),
+        indexer_prefill=KernelRef(_REFERENCE if index_exact else prefill_backend.indexer_module,
+                                  "indexer_topk_prefill"),
+        indexer_decode=KernelRef(_REFERENCE if index_exact else decode_backend.indexer_module, "indexer_topk_decode"),
+        quantize_index_q=KernelRef(_REFERENCE, "quantize_fp8_blockwise"),
+        positions_to_slots=KernelRef(_device_module(device), "topk_positions_to_slots"),
     )
 
 

@@ -1,19 +1,25 @@
 """Per-batch metadata of the DSA backend, built once per forward and shared by all layers.
 
-Every query row t (one new token) belongs to request ``row_req[t]`` and sees the
-request-local positions ``[0, row_kv_len[t])`` (its own position included:
-``row_kv_len = position + 1``). That one rule covers extend, chunked prefill
-with a cached prefix, decode, target verify and draft extend.
+Every query row (one new token) belongs to a request and sees the
+request-local positions ``[0, position + 1)``. Two layouts carry that:
 
-Two views of the requests' tokens:
+* ``PagedMetadata``: every request has the same number of query rows ``w`` at
+  consecutive positions, the last one at ``req_kv_len - 1`` (decode: w = 1;
+  EAGLE target verify and draft extend: w = draft tokens; multi-step draft
+  decode: w = 1 at position + step). Row ``b * w + i`` sees
+  ``[0, req_kv_len[b] - w + i + 1)``. The kernels read the paged caches through
+  the 64-token page ids ``page_table [B, P]``. Shapes depend on B, w and P only,
+  so the same object serves eager batches (P covers the longest request) and
+  CUDA graphs (P covers the context length, ``GraphBuffers``).
+* ``RaggedMetadata`` (extend, chunked prefill: any rows per request): all
+  requests' positions ``[0, req_kv_len[b])`` are concatenated into a ragged
+  buffer, request b at offset ``cu_kv[b]``; ``ragged_slots [S]`` holds their
+  cache slots and row t attends buffer rows ``[k_start[t], k_end[t])``. Sizes
+  depend on the data: eager only.
 
-* per-token page table ``page_table_1 [B, max_kv]`` int32 (sglang's
-  ``req_to_token`` rows): slot of position p of request b; and the 64-token
-  page ids ``page_table [B, ceil(max_kv / 64)]`` for paged decode kernels;
-* the ragged buffer: all requests' positions ``[0, req_kv_len[b])``
-  concatenated, request b at offset ``cu_kv[b]``; ``ragged_slots [S]`` holds
-  their cache slots, and query row t attends buffer rows
-  ``[k_start[t], k_end[t]) = cu_kv[b] + [0, row_kv_len[t])``.
+A 64-token page of a request is one page of the cache (sglang's page-size-64
+allocator), so position p of request b lives in slot
+``page_table[b, p // 64] * 64 + p % 64``.
 """
 
 from __future__ import annotations
@@ -22,60 +28,96 @@ from dataclasses import dataclass
 
 import torch
 
-from dsv32_plugin.kernels.reference.index_k_cache import INDEX_K_PAGE_SIZE
+from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
 
 
 @dataclass
-class DSAMetadata:
-    is_decode: bool  # one query row per request, paged kernels
-    row_req: torch.Tensor  # [T] int64
-    row_kv_len: torch.Tensor  # [T] int64
-    req_kv_len: torch.Tensor  # [B] int64
-    page_table_1: torch.Tensor  # [B, max_kv] int32 slots
-    page_table: torch.Tensor  # [B, max_pages] int32 page ids
-    cu_kv: torch.Tensor  # [B + 1] int64
-    ragged_slots: torch.Tensor  # [S] int64
+class PagedMetadata:
+    rows_per_req: int  # w: query rows per request
+    page_table: torch.Tensor  # [B, P] int32 64-token page ids
+    req_kv_len: torch.Tensor  # [B] int32 tokens of each request in the caches, its new rows included
+
+    @property
+    def batch_size(self) -> int:
+        return self.page_table.shape[0]
+
+
+@dataclass
+class RaggedMetadata:
+    row_kv_len: torch.Tensor  # [T] int64 keys each row sees (0 for rows past the batch's tokens)
+    page_table_1: torch.Tensor  # [B, max_kv] int32 slot of each position
+    ragged_slots: torch.Tensor  # [S] int64 slots of the ragged buffer
     k_start: torch.Tensor  # [T] int64
     k_end: torch.Tensor  # [T] int64
     dense: bool  # every row sees at most index_topk keys: top-k = all causal positions
 
 
-def rows_per_request(forward_batch) -> torch.Tensor:
-    """Query rows of each request ``[B]``: extend lengths, else an even split (decode, verify)."""
+def uniform_rows(forward_batch) -> int | None:
+    """Query rows per request when the mode gives every request the same number, else None.
+
+    Decode (including each multi-step draft step), EAGLE target verify and draft
+    extend v2 are uniform; DP-attention padding keeps them so (whole padded requests).
+    """
+    mode = forward_batch.forward_mode
+    if not (mode.is_decode() or mode.is_target_verify() or mode.is_draft_extend_v2()):
+        return None
+    rows, batch = forward_batch.positions.shape[0], forward_batch.batch_size
+    if batch == 0 or rows % batch:
+        return None
+    return rows // batch
+
+
+def page_ids(req_to_token: torch.Tensor, req_pool_indices: torch.Tensor, num_pages: int) -> torch.Tensor:
+    """``[B, num_pages]`` int32 page ids of the requests' first ``num_pages`` 64-token pages."""
+    first_slots = req_to_token[:, ::INDEX_K_PAGE_SIZE][req_pool_indices.long(), :num_pages]
+    return (first_slots // INDEX_K_PAGE_SIZE).to(torch.int32)
+
+
+def paged_kv_len(positions: torch.Tensor, batch: int, rows_per_req: int, step: int = 0) -> torch.Tensor:
+    """``[B]`` int32 cached tokens per request: its last query position + 1 (+ ``step`` draft steps)."""
+    last = positions[: batch * rows_per_req].view(batch, rows_per_req).amax(dim=1)
+    return (last + 1 + step).to(torch.int32)
+
+
+def build_paged_metadata(forward_batch, req_to_token: torch.Tensor, rows_per_req: int, step: int = 0) -> PagedMetadata:
+    """Eager paged metadata: the page table covers the longest request (reads its length on the host)."""
     batch = forward_batch.batch_size
-    lens = getattr(forward_batch, "extend_seq_lens", None)
-    if lens is not None and not forward_batch.forward_mode.is_decode():
-        return lens.long()
-    rows = forward_batch.positions.shape[0]
-    return torch.full((batch,), rows // max(batch, 1), dtype=torch.long, device=forward_batch.positions.device)
+    req_kv_len = paged_kv_len(forward_batch.positions, batch, rows_per_req, step)
+    longest = int(req_kv_len.max())
+    num_pages = -(-longest // INDEX_K_PAGE_SIZE)
+    return PagedMetadata(rows_per_req, page_ids(req_to_token, forward_batch.req_pool_indices, num_pages), req_kv_len)
 
 
-def build_metadata(forward_batch, req_to_token: torch.Tensor, index_topk: int) -> DSAMetadata:
+def rows_per_request(forward_batch) -> torch.Tensor:
+    """Query rows of each request ``[B]``: the extend lengths (the rest of the rows are DP padding)."""
+    return forward_batch.extend_seq_lens.long()
+
+
+def build_ragged_metadata(forward_batch, req_to_token: torch.Tensor, index_topk: int) -> RaggedMetadata:
+    """Eager ragged metadata. Rows past the requests' extend lengths (DP-attention padding) see nothing."""
     positions = forward_batch.positions.long()
     device = positions.device
     batch = forward_batch.batch_size
     counts = rows_per_request(forward_batch)
     row_req = torch.repeat_interleave(torch.arange(batch, device=device), counts)
+    padding = positions.shape[0] - row_req.shape[0]
+    row_req = torch.cat([row_req, row_req.new_zeros(padding)])
     row_kv_len = positions + 1
+    if padding:
+        row_kv_len[-padding:] = 0
     req_kv_len = torch.zeros(batch, dtype=torch.long, device=device).scatter_reduce(
         0, row_req, row_kv_len, reduce="amax"
     )
     max_kv = int(req_kv_len.max()) if batch else 0
     page_table_1 = req_to_token[forward_batch.req_pool_indices.long(), :max_kv]
-    page_table = page_table_1[:, ::INDEX_K_PAGE_SIZE] // INDEX_K_PAGE_SIZE
     cu_kv = torch.zeros(batch + 1, dtype=torch.long, device=device)
     cu_kv[1:] = torch.cumsum(req_kv_len, 0)
     cols = torch.arange(max_kv, device=device)
     ragged_slots = page_table_1.long()[cols[None, :] < req_kv_len[:, None]]
     k_start = cu_kv[row_req]
-    return DSAMetadata(
-        is_decode=forward_batch.forward_mode.is_decode(),
-        row_req=row_req,
+    return RaggedMetadata(
         row_kv_len=row_kv_len,
-        req_kv_len=req_kv_len,
         page_table_1=page_table_1,
-        page_table=page_table.to(torch.int32),
-        cu_kv=cu_kv,
         ragged_slots=ragged_slots,
         k_start=k_start,
         k_end=k_start + row_kv_len,

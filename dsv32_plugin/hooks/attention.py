@@ -52,9 +52,10 @@ def indexer_cell_size(original, self, *, kvc, num_layers, **kwargs):
     hf_config = kvc.model_config.hf_config
     if not is_v32(hf_config):
         return original(self, kvc=kvc, num_layers=num_layers, **kwargs)
-    from dsv32_plugin.attention.pool import index_k_bytes_per_token
+    from dsv32_plugin.attention.cache_format import DSACacheFormat
 
-    return index_k_bytes_per_token(hf_config.index_head_dim, kvc.kv_cache_dtype) * num_layers
+    fmt = DSACacheFormat(hf_config.kv_lora_rank, hf_config.qk_rope_head_dim, hf_config.index_head_dim, kvc.kv_cache_dtype)
+    return fmt.index_k_bytes_per_token * num_layers
 
 
 def draft_extend_backend(original, self):
@@ -71,7 +72,7 @@ def draft_decode_backend(original, self):
         return original(self)
     if self.topk != 1:
         raise ValueError(f"dsv32-plugin: the DeepSeek-V3.2 MTP draft needs --speculative-eagle-topk 1, got {self.topk}")
-    from dsv32_plugin.attention.backend import DSAMultiStepDraftBackend
+    from dsv32_plugin.attention.draft_backend import DSAMultiStepDraftBackend
 
     return "dsa", DSAMultiStepDraftBackend(self.draft_model_runner, self.speculative_num_steps)
 

@@ -5,6 +5,7 @@ Kinds of touch:
 * ``set_entry`` / ``append_name`` -- write one key of a host registry (a dict or
   a list the host reads by name, e.g. ``ModelRegistry.models`` or
   ``ToolCallParserEnum``); also ``sys.modules`` for the CPU ``sgl_kernel`` stand-in.
+* ``set_attribute`` -- set one process-wide attribute (``sys.excepthook``).
 * ``prepend_path`` -- put a plugin-owned directory first on ``sys.path`` (only the
   CPU stand-in does, so that spawned host processes import it before registering).
 * ``hook`` -- register a ``HookRegistry`` hook (BEFORE/AFTER/AROUND/REPLACE) on
@@ -60,6 +61,12 @@ def append_name(target: str, names: list, name: str, *, why: str, undo: str) -> 
     if name not in names:
         names.append(name)
     _record(HostTouch(f"{target}[{name}]", "entry", why, undo))
+
+
+def set_attribute(target: str, owner: Any, name: str, value: Any, *, why: str, undo: str) -> None:
+    """``setattr(owner, name, value)`` for a process-wide attribute the host reads (``sys.excepthook``)."""
+    setattr(owner, name, value)
+    _record(HostTouch(target, "entry", why, undo))
 
 
 def prepend_path(directory: str, *, label: str, why: str, undo: str) -> None:

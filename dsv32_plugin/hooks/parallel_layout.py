@@ -23,6 +23,7 @@ def check_layout(_result: None, server_args: Any) -> None:
 
     from dsv32_plugin.hooks.models import is_v32
     from dsv32_plugin.models.parallel import layout_problems
+    from dsv32_plugin.refusal import StartupRefusal
 
     view = resolving_view(server_args)
     if str(view.model_path).lower() in ("none", "dummy"):
@@ -32,7 +33,7 @@ def check_layout(_result: None, server_args: Any) -> None:
         return
     problems = layout_problems(hf_config, parallel_widths_of(view), view.tp_size, view.ep_size, view.device or "cuda")
     if problems:
-        raise ValueError("dsv32-plugin: " + "; ".join(problems))
+        raise StartupRefusal("; ".join(problems))
 
 
 def install() -> None:

@@ -116,10 +116,10 @@ class DeepseekMoE(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0]:
-            topk_output = self.topk(x, self.gate(x))
-        else:
-            topk_output = self.topk.empty_topk_output(x.device)
-        routed = self.experts(x, topk_output)
-        shared = self.shared_experts(x)
-        return shared.add_(routed, alpha=self.scaling) if x.shape[0] else routed
+        if x.shape[0] == 0:
+            if not self.all_to_all:
+                return x  # no rows: nothing to compute, and no collective inside the experts
+            # An all-to-all needs every rank, rows or not.
+            return self.experts(x, self.topk.empty_topk_output(x.device))
+        routed = self.experts(x, self.topk(x, self.gate(x)))
+        return self.shared_experts(x).add_(routed, alpha=self.scaling)

@@ -57,8 +57,38 @@ def layout_problems(hf_config: Any, widths: dict, tp_size: int, ep_size: int, de
         )
     if hf_config.intermediate_size % tp_size:
         problems.append(f"intermediate_size {hf_config.intermediate_size} does not split over --tp {tp_size}")
+    block = fp8_block(hf_config) if device == "cuda" else None
+    if block and not problems:
+        problems += _fp8_block_problems(hf_config, widths, tp_size, block)
     if device == "cpu" and ep_size > 1:
         # The host's CPU MoE path (fused_moe_native) indexes with the -1 ids
         # that experts of other EP ranks get, so EP cannot run there.
         problems.append(f"--ep {ep_size} needs a GPU (the host's CPU MoE has no expert parallelism); use --ep 1 on CPU")
     return problems
+
+
+def fp8_block(hf_config: Any) -> int | None:
+    """The checkpoint's FP8 block edge (128 for DeepSeek), or None if it is not block-quantised."""
+    quant = getattr(hf_config, "quantization_config", None) or {}
+    size = quant.get("weight_block_size") if isinstance(quant, dict) else None
+    return int(size[0]) if size else None
+
+
+def _fp8_block_problems(hf_config: Any, widths: dict, tp_size: int, block: int) -> list[str]:
+    """Shards that would cut an FP8 128x128 block (the host's FP8 methods refuse them while building)."""
+    local_heads = hf_config.num_attention_heads // widths["attn_tp_size"]
+    shards = {
+        "MoE expert width (moe_intermediate_size / MoE-TP ranks)":
+            hf_config.moe_intermediate_size // widths["moe_tp_size"],
+        "shared-expert width (moe_intermediate_size * n_shared_experts / --tp)":
+            hf_config.moe_intermediate_size * hf_config.n_shared_experts // tp_size,
+        "dense-MLP width (intermediate_size / --tp)": hf_config.intermediate_size // tp_size,
+    }
+    if widths["attn_tp_size"] > 1:
+        shards["o_proj input (local heads * v_head_dim)"] = local_heads * hf_config.v_head_dim
+        shards["q_b_proj output (local heads * qk head dim)"] = local_heads * (
+            hf_config.qk_nope_head_dim + hf_config.qk_rope_head_dim)
+    return [
+        f"FP8 {block}x{block} blocks: {what} = {size} is not a multiple of {block}; use a smaller --tp (or --ep)"
+        for what, size in shards.items() if size % block
+    ]

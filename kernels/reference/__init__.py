@@ -14,14 +14,15 @@ _EXPORTS = {
     "quantize_kv_fp8": "kv_cache",
     "dequantize_kv_fp8": "kv_cache",
     "store_mla_kv": "kv_cache",
+    # FP8 quantisation with power-of-two scales (fp8.py)
+    "quantize_fp8_blockwise": "fp8",
     # lightning indexer (indexer.py)
     "hadamard_rotate": "indexer",
-    "quantize_fp8_blockwise": "indexer",
     "indexer_scores": "indexer",
     "indexer_topk_prefill": "indexer",
     "indexer_topk_decode": "indexer",
     "topk_positions_to_slots": "indexer",
-    # indexer K cache, 64-token pages (index_k_cache.py)
+    # indexer K cache, FP8 pages or exact rows (index_k_cache.py)
     "store_index_k": "index_k_cache",
     "gather_index_k": "index_k_cache",
 }

@@ -1,51 +1,41 @@
-"""Float32 reference of the paged indexer K cache (sglang / DeepGEMM layout).
+"""Float32 reference of the indexer K cache writer and reader, both formats of ``kernels.layout``.
 
-Layout, one uint8 tensor per layer, ``[num_pages, page_size * (D + 4)]``,
-page_size = 64::
-
-    bytes [0, 64*D)            FP8 e4m3 keys, token-major (D bytes per token)
-    bytes [64*D, 64*D + 256)   64 fp32 scales, one per token (dequant multiplier)
-
-Slot ``loc`` (the same slot id as the MLA KV cache) lives in page ``loc // 64``
-at offset ``loc % 64``. Keys and scales are NOT interleaved per token.
+FP8 pages (uint8 ``[num_pages, 64 * (D + 4)]``: 64 keys then 64 fp32 scales per
+page) or exact rows (float32 ``[num_pages * 64, D]``, row = slot). Slot ids
+are those of the MLA cache.
 """
 
 import torch
 
-INDEX_K_PAGE_SIZE = 64
-
-
-def index_k_head_dim(cache: torch.Tensor) -> int:
-    """Key width D of a cache ``[num_pages, 64 * (D + 4)]`` uint8."""
-    if cache.dtype != torch.uint8 or cache.dim() != 2 or cache.shape[1] % INDEX_K_PAGE_SIZE:
-        raise ValueError(f"indexer K cache must be uint8 [pages, 64*(D+4)], got {cache.dtype} {tuple(cache.shape)}")
-    head_dim = cache.shape[1] // INDEX_K_PAGE_SIZE - 4
-    if head_dim <= 0:
-        raise ValueError(f"indexer K cache row of {cache.shape[1]} bytes holds no key")
-    return head_dim
+from ..layout import INDEX_K_PAGE_SIZE, index_k_head_dim, index_k_is_exact, index_k_slots
+from .fp8 import quantize_fp8_blockwise
 
 
 def store_index_k(cache: torch.Tensor, slots: torch.Tensor, k: torch.Tensor, k_scale: torch.Tensor | None = None) -> None:
     """Write keys into the cache in place.
 
-    cache: uint8 ``[num_pages, 64*(D+4)]``. slots: int ``[N]`` slot ids; slots < 0
-    or beyond the cache are skipped. k: ``[N, D]`` float8_e4m3fn with ``k_scale``
-    ``[N]`` fp32, or a float tensor (k_scale None) that is quantised per token
-    with a power-of-two scale (``quantize_fp8_blockwise`` with block = D).
+    slots: int ``[N]`` slot ids; slots < 0 or beyond the cache are skipped.
+    FP8 pages: k ``[N, D]`` float8_e4m3fn with ``k_scale [N]`` fp32, or a float
+    tensor (k_scale None) quantised per token with a power-of-two scale
+    (``quantize_fp8_blockwise`` with block = D). Exact rows: k ``[N, D]``
+    stored as float32 (times ``k_scale`` when given).
     """
-    head_dim = index_k_head_dim(cache)
+    exact = index_k_is_exact(cache)
+    head_dim = cache.shape[1] if exact else index_k_head_dim(cache)
     if k.dim() != 2 or k.shape[1] != head_dim or slots.shape != (k.shape[0],):
         raise ValueError(f"k {tuple(k.shape)} / slots {tuple(slots.shape)} do not match a cache of D={head_dim}")
+    slots = slots.long()
+    keep = (slots >= 0) & (slots < index_k_slots(cache))
+    if exact:
+        rows = k.float() if k_scale is None else k.float() * k_scale.float()[:, None]
+        cache[slots[keep]] = rows[keep]
+        return
     if k_scale is None:
-        from .indexer import quantize_fp8_blockwise  # here: indexer imports this module
-
         k, k_scale = quantize_fp8_blockwise(k.float(), block=head_dim)
         k_scale = k_scale[:, 0]
     if k.dtype != torch.float8_e4m3fn:
         raise ValueError(f"k must be float8_e4m3fn when k_scale is given, got {k.dtype}")
     num_pages = cache.shape[0]
-    slots = slots.long()
-    keep = (slots >= 0) & (slots < num_pages * INDEX_K_PAGE_SIZE)
     slots, k, k_scale = slots[keep], k[keep], k_scale.reshape(-1)[keep].float()
     page, offset = slots // INDEX_K_PAGE_SIZE, slots % INDEX_K_PAGE_SIZE
     key_bytes = INDEX_K_PAGE_SIZE * head_dim
@@ -57,15 +47,19 @@ def store_index_k(cache: torch.Tensor, slots: torch.Tensor, k: torch.Tensor, k_s
 
 
 def gather_index_k(cache: torch.Tensor, slots: torch.Tensor):
-    """Read keys back: ``(k_fp8 [N, D] float8_e4m3fn, k_scale [N] fp32)``.
+    """Read keys back: ``(k [N, D], k_scale [N] fp32)``; float8_e4m3fn keys from FP8 pages,
+    float32 keys with scale 1 from exact rows.
 
     Slots < 0 or beyond the cache give zero keys and scale 0 (nothing is read there).
+    Static shapes, no host synchronisation.
     """
+    slots = slots.long().reshape(-1)
+    valid = (slots >= 0) & (slots < index_k_slots(cache))
+    safe = torch.where(valid, slots, 0)
+    if index_k_is_exact(cache):
+        return torch.where(valid[:, None], cache[safe], 0.0), valid.float()
     head_dim = index_k_head_dim(cache)
     num_pages = cache.shape[0]
-    slots = slots.long().reshape(-1)
-    valid = (slots >= 0) & (slots < num_pages * INDEX_K_PAGE_SIZE)
-    safe = torch.where(valid, slots, 0)
     page, offset = safe // INDEX_K_PAGE_SIZE, safe % INDEX_K_PAGE_SIZE
     key_bytes = INDEX_K_PAGE_SIZE * head_dim
     keys = cache[:, :key_bytes].view(num_pages, INDEX_K_PAGE_SIZE, head_dim)[page, offset]

@@ -14,10 +14,9 @@ import math
 
 import torch
 
-from .index_k_cache import INDEX_K_PAGE_SIZE, gather_index_k
+from ..layout import INDEX_K_PAGE_SIZE
+from .index_k_cache import gather_index_k
 
-FP8_E4M3_MAX = 448.0
-_AMAX_FLOOR = 1e-4  # all-zero blocks get a finite scale, never 0/0
 _SCORE_CHUNK_ELEMENTS = 1 << 25  # bound of the [rows, heads, keys] fp32 temporary
 
 
@@ -33,26 +32,6 @@ def hadamard_rotate(x: torch.Tensor) -> torch.Tensor:
     while hadamard.shape[0] < dim:
         hadamard = torch.cat([torch.cat([hadamard, hadamard], 1), torch.cat([hadamard, -hadamard], 1)], 0)
     return (x.float() @ hadamard / math.sqrt(dim)).to(x.dtype)
-
-
-def quantize_fp8_blockwise(x: torch.Tensor, block: int = 128):
-    """Quantise the last dim in blocks of ``min(block, D)`` to e4m3 with ue8m0 scales.
-
-    Returns ``(x_fp8 [..., D] float8_e4m3fn, scale [..., D // block] fp32)`` with
-    ``scale = 2^ceil(log2(max(amax, 1e-4) / 448))`` and ``x ~= x_fp8 * scale``.
-    """
-    dim = x.shape[-1]
-    block = min(block, dim)
-    if dim % block:
-        raise ValueError(f"last dim {dim} is not a multiple of the block {block}")
-    tiles = x.float().reshape(*x.shape[:-1], dim // block, block)
-    amax = tiles.abs().amax(-1).clamp_min(_AMAX_FLOOR)
-    # ceil(log2(v)) read off the float's bits (frexp: v = m * 2^e, m in [0.5, 1)), so
-    # exact powers of two never round up the way a float log2 can.
-    mantissa, exponent = torch.frexp(amax / FP8_E4M3_MAX)
-    scale = torch.ldexp(torch.ones_like(amax), exponent - (mantissa == 0.5).int())
-    x_fp8 = (tiles / scale[..., None]).clamp(-FP8_E4M3_MAX, FP8_E4M3_MAX).to(torch.float8_e4m3fn)
-    return x_fp8.reshape(x.shape), scale
 
 
 def indexer_scores(q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor, k_scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -118,25 +97,28 @@ def indexer_topk_prefill(q, k, k_scale, weights, k_start, k_end, topk: int = 204
 def indexer_topk_decode(q, k_cache, weights, seq_lens, page_table, topk: int = 2048) -> torch.Tensor:
     """Top-k positions per (request, verify position) over the paged indexer K cache.
 
-    q ``[B, s_q, H, D]`` fp8, k_cache uint8 ``[num_pages, 64*(D+4)]``,
-    weights ``[B, s_q, H]`` fp32, seq_lens ``[B]`` int (tokens in the cache,
-    including the s_q new ones), page_table ``[B, max_pages]`` int32 (page ids of the
-    request's 64-token pages). Verify position i of request b sees positions
-    ``[0, seq_lens[b] - s_q + i + 1)``. Returns int32 ``[B, s_q, topk]`` positions
-    within the request, -1 padded. Only slots of positions < seq_lens[b] are read.
+    q ``[B, s_q, H, D]`` fp8 (FP8 pages) or float (exact rows); k_cache either
+    format of ``kernels.layout``; weights ``[B, s_q, H]`` fp32; seq_lens ``[B]``
+    int (tokens in the cache, including the s_q new ones); page_table
+    ``[B, max_pages]`` int32 (page ids of the request's 64-token pages).
+    Verify position i of request b sees positions ``[0, seq_lens[b] - s_q + i + 1)``.
+    Returns int32 ``[B, s_q, topk]`` positions within the request, -1 padded.
+    Only slots of positions < seq_lens[b] are read. Shapes depend only on the
+    inputs' shapes and nothing reads a tensor value on the host, so the
+    function captures into a CUDA graph.
     """
     batch, s_q = q.shape[:2]
+    capacity = page_table.shape[1] * INDEX_K_PAGE_SIZE
     out = torch.full((batch, s_q, topk), -1, dtype=torch.int32, device=q.device)
+    pos = torch.arange(capacity, device=q.device)
+    starts = torch.zeros(s_q, dtype=torch.long, device=q.device)
     for b in range(batch):
-        length = min(int(seq_lens[b]), page_table.shape[1] * INDEX_K_PAGE_SIZE)
-        if length <= 0:
-            continue
-        pos = torch.arange(length, device=q.device)
+        length = seq_lens[b].long()
         slots = page_table[b, pos // INDEX_K_PAGE_SIZE].long() * INDEX_K_PAGE_SIZE + pos % INDEX_K_PAGE_SIZE
-        k_fp8, k_scale = gather_index_k(k_cache, slots)
-        scores = indexer_scores(q[b], k_fp8, weights[b], k_scale)
-        ends = int(seq_lens[b]) - s_q + 1 + torch.arange(s_q, device=q.device)
-        out[b] = _topk_in_range(scores, torch.zeros_like(ends), ends.clamp(max=length), topk)
+        keys, k_scale = gather_index_k(k_cache, torch.where(pos < length, slots, -1))
+        scores = indexer_scores(q[b], keys, weights[b], k_scale)
+        ends = (length - s_q + 1 + torch.arange(s_q, device=q.device)).clamp(0, capacity)
+        out[b] = _topk_in_range(scores, starts, ends, topk)
     return out
 
 

@@ -3,6 +3,7 @@
 import importlib
 import importlib.machinery
 import importlib.util
+import sys
 
 import pytest
 import torch
@@ -190,3 +191,63 @@ def test_fa3_page_table_lists_readable_slots_first():
     assert counts.tolist() == [2, 0, 3]
     assert page_table.tolist() == [[7, 3, 0, 0, 0], [0, 0, 0, 0, 0], [4, 5, 6, 0, 0]]
     assert page_table.dtype == counts.dtype == torch.int32
+
+
+def _fake_sgl_kernel(monkeypatch, flash_attn):
+    """``sgl_kernel`` with ``flash_attn`` = the given module (None: import fails)."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "sgl_kernel", types.ModuleType("sgl_kernel"))
+    monkeypatch.setitem(sys.modules, "sgl_kernel.flash_attn", flash_attn)
+
+
+def _raising_flash_attn():
+    import types
+
+    module = types.ModuleType("sgl_kernel.flash_attn")
+
+    def is_fa3_supported(device=None):
+        raise RuntimeError("stand-in: not implemented on this device")
+
+    module.is_fa3_supported = is_fa3_supported
+    return module
+
+
+@pytest.mark.parametrize(
+    "flash_attn, reason",
+    [
+        pytest.param(None, "FA3 is not importable", id="missing"),
+        pytest.param(_raising_flash_attn(), r"FA3 check failed \(RuntimeError\('stand-in", id="check-raises"),
+    ],
+)
+def test_a_missing_or_broken_sgl_kernel_means_no_fa3(flash_attn, reason, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(dispatch.importlib.util, "find_spec", lambda name, *args: None)  # no FlashMLA either
+    _fake_sgl_kernel(monkeypatch, flash_attn)
+    assert dispatch.usable_backends("decode", device=CUDA, kv_cache_dtype="bf16") == ["torch", "triton"]
+    assert dispatch.default_backend("decode", device=CUDA, kv_cache_dtype="bf16") == "triton"
+    with pytest.raises(ValueError, match=reason):
+        select_kernels(None, "fa3", device=CUDA, kv_cache_dtype="bf16")
+
+
+def test_cache_ops_and_the_slot_map_follow_the_device_the_exact_cache_the_reference():
+    from dsv32_plugin import kernels as triton_kernels
+    from dsv32_plugin.kernels import reference
+
+    cpu = dispatch.select_cache_ops(CPU, index_exact=False)
+    cuda = dispatch.select_cache_ops(CUDA, index_exact=False)
+    cuda_exact = dispatch.select_cache_ops(CUDA, index_exact=True)
+    assert cpu.store_mla_kv is reference.store_mla_kv and cpu.store_index_k is reference.store_index_k
+    assert cuda.store_mla_kv is triton_kernels.store_mla_kv
+    assert cuda.dequantize_kv_fp8 is triton_kernels.dequantize_kv_fp8
+    assert cuda.store_index_k is triton_kernels.store_index_k and cuda_exact.store_index_k is reference.store_index_k
+    assert cpu.gather_index_k is cuda.gather_index_k is reference.gather_index_k  # no Triton twin
+    on_cuda = select_kernels("triton", "triton", device=CUDA, kv_cache_dtype="bf16")
+    assert on_cuda.positions_to_slots.module == "dsv32_plugin.kernels"
+    assert on_cuda.quantize_index_q == dispatch.KernelRef("dsv32_plugin.kernels.reference", "quantize_fp8_blockwise")
+    exact = select_kernels("triton", "triton", device=CUDA, kv_cache_dtype="auto", index_exact=True)
+    assert exact.indexer_prefill.module == exact.indexer_decode.module == "dsv32_plugin.kernels.reference"
+    assert exact.sparse_decode.module == "dsv32_plugin.kernels"
+    assert select_kernels(None, None, device=CPU, kv_cache_dtype="auto").resolved().positions_to_slots is (
+        reference.topk_positions_to_slots
+    )

@@ -67,11 +67,12 @@ def draftable(tmp_path_factory):
     return root, ckpt, hf
 
 
-def eagle_server(draftable, steps: int):
+def eagle_server(draftable, steps: int, tp: int = 1):
     root, ckpt, _ = draftable
     flags = ("--dtype", "float32", "--speculative-algorithm", "EAGLE", "--speculative-num-steps", str(steps),
-             "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", str(steps + 1))
-    return launch(ckpt, root, *flags)
+             "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", str(steps + 1), "--tp", str(tp))
+    # One core per rank for the ranks' OpenMP threads.
+    return launch(ckpt, root, *flags, env={"SGLANG_CPU_OMP_THREADS_BIND": "0|1"} if tp == 2 else None)
 
 
 def greedy_round(server, hf) -> tuple[list[int], list[int], dict]:
@@ -140,13 +141,15 @@ def eagle_walk(drafts: list[int], ids: list[int], prompt_len: int) -> tuple[int,
     return verifies, accepted
 
 
-def test_mtp_greedy_output_equals_target_and_draft_matches_reference(draftable):
+@pytest.mark.parametrize("tp", [1, 2])
+def test_mtp_greedy_output_equals_target_and_draft_matches_reference(draftable, tp):
+    """Under --tp 2 the target and the draft are sharded; output and counts stay exactly those of one rank."""
     _, ckpt, hf = draftable
-    with eagle_server(draftable, steps=1) as server:
+    with eagle_server(draftable, steps=1, tp=tp) as server:
         ids, output, meta = greedy_round(server, hf)
     full = ids + output
     verifies, accepted = eagle_walk(reference_drafts(hf, ckpt, full), full, len(ids))
-    print(f"MTP 1 step: accept length {meta['spec_accept_length']:.3f}, accepted drafts "
+    print(f"MTP 1 step, tp {tp}: accept length {meta['spec_accept_length']:.3f}, accepted drafts "
           f"{meta['spec_num_correct_drafts']}/{meta['spec_verify_ct']} (reference {accepted}/{verifies})")
     assert (meta["spec_verify_ct"], meta["spec_num_correct_drafts"]) == (verifies, accepted)
 
