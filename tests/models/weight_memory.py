@@ -29,15 +29,6 @@ STATIC_FRACTION = 0.9
 LAYERS, DENSE_LAYERS = 61, 3
 KV_BYTES_PER_LAYER = {"fp8_e4m3": 656 + 132, "bf16": 1152 + 132}
 
-# The DeepSeek-V3.2 release config, over the tiny config's other keys (RoPE, router, FP8 block format).
-FULL_SIZE = {
-    "hidden_size": 7168, "num_attention_heads": 128, "num_key_value_heads": 128, "q_lora_rank": 1536,
-    "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
-    "index_n_heads": 64, "index_head_dim": 128, "index_topk": 2048, "n_routed_experts": 256,
-    "num_experts_per_tok": 8, "n_group": 8, "topk_group": 4, "n_shared_experts": 1,
-    "moe_intermediate_size": 2048, "intermediate_size": 18432, "first_k_dense_replace": DENSE_LAYERS,
-    "num_hidden_layers": LAYERS,
-}
 VOCAB = 129280
 
 # flags -> this rank's parallel widths (rank 0 of each group)
@@ -124,13 +115,16 @@ def measure() -> list[dict]:
     from sglang.srt.server_args import ServerArgs
 
     from dsv32_plugin.testing import make_tiny_checkpoint
+    from dsv32_plugin.testing.real_width import REAL_WIDTH
     from dsv32_plugin.testing.tiny_config import make_config
 
     plugins.load_plugins()
     # The host's layers read the published server config while they are built.
     args = ServerArgs(model_path=str(make_tiny_checkpoint("tiny")), device="cpu", skip_tokenizer_init=True)
     runtime_context.publish(args, role="scheduler", ranks=runtime_context.SpawnRanks(world_rank=0))
-    config = PretrainedConfig(**make_config("v32", VOCAB, fp8=True, overrides=FULL_SIZE))
+    # The release's layer count and dense prefix over the per-layer sizes the real-width checkpoints use.
+    full_size = {**REAL_WIDTH, "first_k_dense_replace": DENSE_LAYERS, "num_hidden_layers": LAYERS}
+    config = PretrainedConfig(**make_config("v32", VOCAB, fp8=True, overrides=full_size))
     torch.set_default_dtype(torch.bfloat16)
     rows = []
     for flags, widths in LAYOUTS.items():
