@@ -5,7 +5,7 @@
 
 Checkpoints, made on the machine:
 
-* ``tiny``: ``make_tiny_checkpoint(fp8=True)`` with 64 indexer heads (no exact score ties),
+* ``tiny``: ``make_tiny_checkpoint(fp8=True)`` widened to whole FP8 blocks (``TINY_GPU``),
   loaded from its safetensors (FP8 block weights through the host's Fp8Config);
 * ``real``: ``make_real_width_dir`` (every per-layer size of the released model, 2 layers + MTP),
   ``--load-format dummy`` with the harness plugin's ``dummy_init`` weights.
@@ -133,11 +133,18 @@ def prompts(length: int, count: int) -> list[list[int]]:
     return torch.randint(*TOKEN_RANGE, (count, length), generator=gen).tolist()
 
 
+# The tiny checkpoint, widened where the host's FP8 path needs whole 128-blocks: every GEMM's K
+# (hidden 128; the per-token-group activation quant takes 128-groups) and, under --tp 2, every shard
+# (8 heads: o_proj's 2 x 128 input rows; FFN widths 256 = 2 x 128). 64 indexer heads: no score ties.
+TINY_GPU = {"index_n_heads": 64, "hidden_size": 128, "num_attention_heads": 8, "num_key_value_heads": 8,
+            "intermediate_size": 256, "moe_intermediate_size": 256}
+
+
 def make_checkpoint(kind: str, directory: pathlib.Path) -> pathlib.Path:
     if kind == "tiny":
         from dsv32_plugin.testing import make_tiny_checkpoint
 
-        return make_tiny_checkpoint(directory / "tiny-fp8", fp8=True, overrides={"index_n_heads": 64})
+        return make_tiny_checkpoint(directory / "tiny-fp8", fp8=True, overrides=TINY_GPU)
     from dsv32_plugin.testing.real_width import make_real_width_dir
 
     return make_real_width_dir(directory / "real-width-fp8", layers=2, fp8=True)
