@@ -49,7 +49,7 @@ class DSABackend(AttentionBackend):
     needs_cpu_seq_lens = False
 
     def __init__(self, model_runner):
-        from dsv32_plugin.attention.dispatch import configured_backends, select_kernels
+        from dsv32_plugin.attention.dispatch import configured_backends, mla_head_dims, select_kernels
 
         super().__init__()
         pool = model_runner.token_to_kv_pool
@@ -65,7 +65,8 @@ class DSABackend(AttentionBackend):
         prefill, decode = configured_backends()
         kv_dtype_flag = getattr(model_runner, "kv_cache_dtype_str", None) or "auto"
         self.kernels = select_kernels(
-            prefill, decode, device=self.device, kv_cache_dtype=kv_dtype_flag, index_exact=self.cache_format.index_exact
+            prefill, decode, device=self.device, kv_cache_dtype=kv_dtype_flag, index_exact=self.cache_format.index_exact,
+            head_dims=mla_head_dims(model_runner.model_config.hf_config),
         ).resolved()
         self.graph: GraphBuffers | None = None
         self.forward_metadata: PagedMetadata | RaggedMetadata | None = None

@@ -53,6 +53,7 @@ from typing import Callable, Optional
 import torch
 
 from dsv32_plugin.attention.cache_format import FP8, UNQUANTIZED
+from dsv32_plugin.refusal import StartupRefusal
 
 PREFILL = "prefill"
 DECODE = "decode"
@@ -158,6 +159,7 @@ class _Backend:
     decode: dict  # KV format -> KernelRef of the decode kernel reading it
     indexer_module: str
     cannot_run: Callable[[torch.device], Optional[str]]  # why not on this device, or None
+    head_dims: Optional[tuple[int, int]] = None  # the only (D, d_v) its kernels take; None: any
 
 
 def _runs_anywhere(device: torch.device) -> Optional[str]:
@@ -211,6 +213,8 @@ def _same_module(module: str, cannot_run: Callable[[torch.device], Optional[str]
     return _Backend(KernelRef(module, "sparse_mla_prefill"), {FP8: decode, UNQUANTIZED: decode}, module, cannot_run)
 
 
+# FlashMLA's sparse kernels are compiled for DeepSeek-V3.2's MLA: D = 512 latent + 64 rope, d_v = 512.
+FLASHMLA_HEAD_DIMS = (576, 512)
 _FLASHMLA_PREFILL = KernelRef(_FLASHMLA, "sparse_mla_prefill")
 _FLASHMLA_DECODE_FP8 = KernelRef(_FLASHMLA, "sparse_mla_decode")
 _FLASHMLA_DECODE_BF16 = KernelRef(_FLASHMLA, "sparse_mla_decode_bf16_cache")
@@ -219,14 +223,17 @@ BACKENDS: dict[str, _Backend] = {
     "torch": _same_module(_REFERENCE, _runs_anywhere),
     "triton": _same_module(_TRITON, _triton_cannot_run),
     "flashmla_sparse": _Backend(
-        _FLASHMLA_PREFILL, {UNQUANTIZED: _FLASHMLA_DECODE_BF16}, _TRITON, _flashmla_cannot_run
+        _FLASHMLA_PREFILL, {UNQUANTIZED: _FLASHMLA_DECODE_BF16}, _TRITON, _flashmla_cannot_run, FLASHMLA_HEAD_DIMS
     ),
-    "flashmla_kv": _Backend(_FLASHMLA_PREFILL, {FP8: _FLASHMLA_DECODE_FP8}, _TRITON, _flashmla_cannot_run),
+    "flashmla_kv": _Backend(
+        _FLASHMLA_PREFILL, {FP8: _FLASHMLA_DECODE_FP8}, _TRITON, _flashmla_cannot_run, FLASHMLA_HEAD_DIMS
+    ),
     "flashmla_auto": _Backend(
         _FLASHMLA_PREFILL,
         {FP8: _FLASHMLA_DECODE_FP8, UNQUANTIZED: _FLASHMLA_DECODE_BF16},
         _TRITON,
         _flashmla_cannot_run,
+        FLASHMLA_HEAD_DIMS,
     ),
     "fa3": _Backend(None, {UNQUANTIZED: KernelRef(_FA3, "sparse_mla_decode")}, _TRITON, _fa3_cannot_run),
 }
@@ -254,31 +261,40 @@ def kv_cache_format(kv_cache_dtype: str) -> str:
     """``FP8`` or ``UNQUANTIZED`` for a ``--kv-cache-dtype`` value; ValueError otherwise."""
     fmt = _KV_CACHE_DTYPES.get(str(kv_cache_dtype))
     if fmt is None:
-        raise ValueError(
-            f"DeepSeek-V3.2 (dsv32-plugin) does not support --kv-cache-dtype {kv_cache_dtype!r}; "
+        raise StartupRefusal(
+            f"DeepSeek-V3.2 does not support --kv-cache-dtype {kv_cache_dtype!r}; "
             f"choose one of {', '.join(_CLI_KV_CACHE_DTYPES)}"
         )
     return fmt
 
 
-def _why_not(name: str, phase: str, device: torch.device, fmt: str) -> Optional[str]:
-    """Why backend ``name`` cannot run ``phase`` here, or None if it can."""
+def _why_not(name: str, phase: str, device: torch.device, fmt: str,
+             head_dims: Optional[tuple[int, int]] = None) -> Optional[str]:
+    """Why backend ``name`` cannot run ``phase`` here, or None if it can.
+
+    ``head_dims``: the model's ``(D, d_v)`` = ``(kv_lora_rank + rope, kv_lora_rank)``, when known.
+    """
     backend = BACKENDS[HOST_ALIASES.get(name, name)]
     if phase == PREFILL and backend.prefill is None:
         return f"{name} has no prefill kernel (decode only)"
     if phase == DECODE and fmt not in backend.decode:
         wanted = " or ".join(sorted(backend.decode))
         return f"{name} decode cannot read a {fmt} KV cache (needs {wanted})"
-    return backend.cannot_run(device)
+    device_problem = backend.cannot_run(device)
+    if device_problem is None and head_dims is not None and backend.head_dims not in (None, tuple(head_dims)):
+        return f"{name} runs (D, d_v) = {backend.head_dims} only (DeepSeek-V3.2's MLA), not {tuple(head_dims)}"
+    return device_problem
 
 
-def usable_backends(phase: str, *, device: torch.device, kv_cache_dtype: str) -> list[str]:
-    """The flag values that can run ``phase`` ("prefill"/"decode") on ``device``."""
+def usable_backends(phase: str, *, device: torch.device, kv_cache_dtype: str,
+                    head_dims: Optional[tuple[int, int]] = None) -> list[str]:
+    """The flag values that can run ``phase`` ("prefill"/"decode") on ``device`` (for a model of ``head_dims``)."""
     fmt = kv_cache_format(kv_cache_dtype)
-    return [name for name in BACKENDS if _why_not(name, phase, torch.device(device), fmt) is None]
+    return [name for name in BACKENDS if _why_not(name, phase, torch.device(device), fmt, head_dims) is None]
 
 
-def default_backend(phase: str, *, device: torch.device, kv_cache_dtype: str) -> str:
+def default_backend(phase: str, *, device: torch.device, kv_cache_dtype: str,
+                    head_dims: Optional[tuple[int, int]] = None) -> str:
     """The backend used when the flag is not given: see ``CUDA_DEFAULT_PREFERENCES``."""
     device = torch.device(device)
     if device.type != "cuda":
@@ -286,23 +302,24 @@ def default_backend(phase: str, *, device: torch.device, kv_cache_dtype: str) ->
     prefill_prefs, decode_prefs = CUDA_DEFAULT_PREFERENCES.get(_sm_major(device), _CUDA_FALLBACK_PREFERENCES)
     fmt = kv_cache_format(kv_cache_dtype)
     for name in prefill_prefs if phase == PREFILL else decode_prefs:
-        if _why_not(name, phase, device, fmt) is None:
+        if _why_not(name, phase, device, fmt, head_dims) is None:
             return name
     return CPU_DEFAULT
 
 
-def _checked(name: Optional[str], phase: str, device: torch.device, kv_cache_dtype: str) -> str:
+def _checked(name: Optional[str], phase: str, device: torch.device, kv_cache_dtype: str,
+             head_dims: Optional[tuple[int, int]]) -> str:
     if name is None:
-        return default_backend(phase, device=device, kv_cache_dtype=kv_cache_dtype)
+        return default_backend(phase, device=device, kv_cache_dtype=kv_cache_dtype, head_dims=head_dims)
     fmt = kv_cache_format(kv_cache_dtype)
-    usable = usable_backends(phase, device=device, kv_cache_dtype=kv_cache_dtype)
+    usable = usable_backends(phase, device=device, kv_cache_dtype=kv_cache_dtype, head_dims=head_dims)
     if name not in BACKENDS and name not in HOST_ALIASES:
         reason = f"{name!r} is not a DSA backend of dsv32-plugin"
     else:
-        reason = _why_not(name, phase, device, fmt)
+        reason = _why_not(name, phase, device, fmt, head_dims)
         if reason is None:
             return name
-    raise ValueError(
+    raise StartupRefusal(
         f"--dsa-{phase}-backend {name}: {reason}. Choices that work on this machine "
         f"({device.type}, {kv_cache_dtype} KV cache) for {phase}: {', '.join(usable)}"
     )
@@ -310,18 +327,20 @@ def _checked(name: Optional[str], phase: str, device: torch.device, kv_cache_dty
 
 def select_kernels(
     prefill: Optional[str], decode: Optional[str], *, device: torch.device, kv_cache_dtype: str,
-    index_exact: bool = False,
+    index_exact: bool = False, head_dims: Optional[tuple[int, int]] = None,
 ) -> DSAKernels:
     """Kernels for the configured backends; None picks this device's default.
 
     ``index_exact``: the indexer cache holds exact float32 rows (the model runs in
-    float32), which only the reference indexer reads. Raises ValueError naming the
-    choices that work here when a backend is unknown, cannot run on this device,
-    or cannot read this KV-cache dtype.
+    float32), which only the reference indexer reads. ``head_dims``: the model's
+    ``(D, d_v)``; a backend compiled for other dims is not chosen by default and is
+    refused when asked for. Raises ``StartupRefusal`` (a ValueError) naming the
+    choices that work here when a backend is unknown, cannot run on this device or
+    model, or cannot read this KV-cache dtype.
     """
     device = torch.device(device)
-    prefill = _checked(prefill, PREFILL, device, kv_cache_dtype)
-    decode = _checked(decode, DECODE, device, kv_cache_dtype)
+    prefill = _checked(prefill, PREFILL, device, kv_cache_dtype, head_dims)
+    decode = _checked(decode, DECODE, device, kv_cache_dtype, head_dims)
     prefill_backend = BACKENDS[HOST_ALIASES.get(prefill, prefill)]
     decode_backend = BACKENDS[HOST_ALIASES.get(decode, decode)]
     return DSAKernels(
@@ -335,6 +354,11 @@ def select_kernels(
         quantize_index_q=KernelRef(_REFERENCE, "quantize_fp8_blockwise"),
         positions_to_slots=KernelRef(_device_module(device), "topk_positions_to_slots"),
     )
+
+
+def mla_head_dims(hf_config) -> tuple[int, int]:
+    """``(D, d_v)`` of the model's absorbed MLA: ``(kv_lora_rank + qk_rope_head_dim, kv_lora_rank)``."""
+    return hf_config.kv_lora_rank + hf_config.qk_rope_head_dim, hf_config.kv_lora_rank
 
 
 def configured_backends() -> tuple[Optional[str], Optional[str]]:

@@ -132,18 +132,22 @@ def _device_of(view: Any):
 def _around_split_backend_resolution(original, view: Any) -> dict:
     if not _served_view(view):
         return original(view)
-    from dsv32_plugin.attention.dispatch import select_kernels
+    from sglang.srt.arg_groups.overrides import model_config_of
+
+    from dsv32_plugin.attention.dispatch import mla_head_dims, select_kernels
+    from dsv32_plugin.refusal import StartupRefusal
 
     if view.enable_hisparse:
-        raise ValueError("--enable-hisparse is not supported by the dsv32-plugin DSA backend")
+        raise StartupRefusal("--enable-hisparse is not supported by the plugin's DSA backend; leave it out")
     chunk, page = view.chunked_prefill_size, view.page_size
     if chunk is not None and chunk > 0 and page and chunk % page:
-        raise ValueError(
+        raise StartupRefusal(
             f"--chunked-prefill-size {chunk} must be a multiple of the DSA page size {page} "
             f"(e.g. {max(page, chunk // page * page)})"
         )
     kernels = select_kernels(
-        view.dsa_prefill_backend, view.dsa_decode_backend, device=_device_of(view), kv_cache_dtype=view.kv_cache_dtype
+        view.dsa_prefill_backend, view.dsa_decode_backend, device=_device_of(view), kv_cache_dtype=view.kv_cache_dtype,
+        head_dims=mla_head_dims(model_config_of(view).hf_config),
     )
     logger.info(
         "dsv32-plugin: DSA backends prefill=%s decode=%s (%s KV cache)",

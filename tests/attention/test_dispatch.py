@@ -91,7 +91,7 @@ def test_refusals_name_the_choices_that_work_here(prefill, decode, kv_dtype, mes
     with pytest.raises(ValueError, match=message) as error:
         select_kernels(prefill, decode, device=CPU, kv_cache_dtype=kv_dtype)
     phase = "prefill" if prefill else "decode"
-    assert str(error.value).startswith(f"--dsa-{phase}-backend ")
+    assert str(error.value).startswith(f"dsv32-plugin: --dsa-{phase}-backend ")
     assert str(error.value).endswith(f"({'cpu'}, {kv_dtype} KV cache) for {phase}: torch")
 
 
@@ -251,3 +251,18 @@ def test_cache_ops_and_the_slot_map_follow_the_device_the_exact_cache_the_refere
     assert select_kernels(None, None, device=CPU, kv_cache_dtype="auto").resolved().positions_to_slots is (
         reference.topk_positions_to_slots
     )
+
+
+def test_flashmla_is_never_the_default_for_other_head_dims_and_is_refused_by_name(monkeypatch):
+    """FlashMLA's kernels take DeepSeek-V3.2's (576, 512) only: a smaller MLA gets Triton by default."""
+    import dataclasses
+
+    runnable = {name: dataclasses.replace(backend, cannot_run=lambda device: None)
+                for name, backend in dispatch.BACKENDS.items()}
+    monkeypatch.setattr(dispatch, "BACKENDS", runnable)
+    monkeypatch.setattr(dispatch, "_sm_major", lambda device: 9)
+    cuda = torch.device("cuda")
+    assert dispatch.default_backend("decode", device=cuda, kv_cache_dtype="bf16", head_dims=(576, 512)) == "flashmla_auto"
+    assert dispatch.default_backend("decode", device=cuda, kv_cache_dtype="bf16", head_dims=(160, 128)) == "triton"
+    with pytest.raises(ValueError, match=r"flashmla_kv runs \(D, d_v\) = \(576, 512\) only"):
+        dispatch.select_kernels(None, "flashmla_kv", device=cuda, kv_cache_dtype="fp8_e4m3", head_dims=(160, 128))

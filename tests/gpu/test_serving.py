@@ -52,7 +52,7 @@ def served(tmp_path_factory):
 def config(summary: dict, name: str) -> dict:
     result = summary["configs"].get(name)
     if result is None:
-        pytest.skip(f"{name} not run (DSV32_GPU_CONFIGS)")
+        pytest.skip(f"{name} not run (not a configuration of this checkpoint, or left out by DSV32_GPU_CONFIGS)")
     if result.get("skipped"):
         pytest.skip(f"{name}: {result['skipped']}")
     assert result["ok"], f"{name}: {result.get('error')}\n{result.get('log_tail', '')}"

@@ -18,7 +18,7 @@ code. ``tests/gpu_standin/test_host_imports.py`` checks the import side of this 
   (FlashInfer sampling backend only), ``fp8_scaled_mm`` (per-tensor/channel FP8 GEMM),
   ``weak_ref_tensor`` (breakable/piecewise graphs), ``scalar_type``, ``utils.is_arch_support_pdl``,
   ``flash_attn.is_fa3_supported`` (False: no FA3 here);
-* import-only (raise NotImplementedError naming themselves): ``int8_scaled_mm``,
+* import-only (raise NotImplementedError naming themselves): ``int8_scaled_mm``, ``merge_state_v2``,
   ``flash_attn.flash_attn_*``, ``kvcacheio.*`` (HiCache), ``quantization.ggml_*`` (GGUF);
 * absent, so the host's own fallbacks apply: everything else (e.g. ``sgl_kernel.allreduce``: the
   host then uses NCCL instead of its custom all-reduce).
@@ -53,7 +53,8 @@ IMPLEMENTED = (
     "moe_align_block_size", "moe_sum_reduce", "moe_sum",
     "top_k_renorm_prob", "top_p_renorm_prob", "fp8_scaled_mm", "weak_ref_tensor",
 )
-IMPORT_ONLY = ("int8_scaled_mm",)
+# merge_state_v2: imported at load by the host's attention/merge_state.py (MHA chunked-prefix merges), unused by V3.2.
+IMPORT_ONLY = ("int8_scaled_mm", "merge_state_v2")
 
 for _name in IMPLEMENTED:
     globals()[_name] = _calls.recorded(_name)(globals()[_name])
