@@ -53,8 +53,8 @@ def summary_table(report: dict) -> str:
             "|---|---|---|---|---|---|---|"]
     for case in report["cases"]:
         if "step_us" not in case:
-            rows.append(f"| {case['batch']} | {case['context']} | not run: {case.get('error', '?').splitlines()[-1][:80]} "
-                        "| | | | |")
+            why = case.get("error", "?").splitlines()[-1][:80]
+            rows.append(f"| {case['batch']} | {case['context']} | not run: {why} | | | | |")
             continue
         timed = sorted((p for p in case["parts"] if "us" in p), key=lambda p: -p["us"])[:3]
         largest = ", ".join(f"{p['name']} {p['us']:.1f}" for p in timed)
