@@ -58,6 +58,8 @@ class DSABackend(AttentionBackend):
         self.token_to_kv_pool = pool
         self.cache_format = pool.cache_format
         self.req_to_token = model_runner.req_to_token_pool.req_to_token
+        # EAGLE's verify-input builder sizes its tree mask by bs * max_context_len when it has no seq-len sum.
+        self.max_context_len = model_runner.model_config.context_len
         self.device = torch.device(model_runner.device)
         self.index_topk = int(model_runner.model_config.hf_config.index_topk)
         self.data_type = model_runner.dtype
