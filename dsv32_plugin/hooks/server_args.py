@@ -6,7 +6,10 @@ Four hooks, all recorded in the ledger (docs/hooks.md):
    ``--dsa-decode-backend`` also accept the plugin's choices
    (``dispatch.CHOICES``); ``--nsa-prefill-backend`` / ``--nsa-decode-backend``
    (the seed's spellings, dropped in 0.5.23) are aliases that store into the
-   same ServerArgs fields. The values therefore ride on the record that the
+   same ServerArgs fields, and so are the DeepSeek-V3.2 cookbook's context-parallel
+   spellings ``--enable-nsa-prefill-context-parallel`` (= ``--enable-prefill-cp``)
+   and ``--nsa-prefill-cp-mode in-seq-split|round-robin-split`` (= ``--cp-strategy
+   zigzag|interleave``). The values therefore ride on the record that the
    launcher pickles to every child process; no ``from_cli_args`` hook needed.
 2. ``model_hook.handle_model_specific_adjustments`` (AROUND), on CPU for a
    checkpoint the plugin serves only: with no attention backend flag, declare
@@ -43,6 +46,8 @@ _BACKEND_FLAGS = {
     "dsa_prefill_backend": "--nsa-prefill-backend",
     "dsa_decode_backend": "--nsa-decode-backend",
 }
+# The cookbook's --nsa-prefill-cp-mode values and the host's --cp-strategy values they mean.
+CP_MODES = {"in-seq-split": "zigzag", "round-robin-split": "interleave"}
 _SOURCE = "dsv32_plugin.hooks.server_args"
 
 
@@ -55,7 +60,12 @@ def _served_view(view: Any) -> bool:
 # -- 1. flags ---------------------------------------------------------------
 
 
-def _extend_backend_flags(_result: None, parser: argparse.ArgumentParser) -> None:
+def _extend_flags(_result: None, parser: argparse.ArgumentParser) -> None:
+    _extend_backend_flags(parser)
+    _add_context_parallel_aliases(parser)
+
+
+def _extend_backend_flags(parser: argparse.ArgumentParser) -> None:
     from dsv32_plugin.attention.dispatch import BACKENDS, HOST_ALIASES
 
     for dest, alias in _BACKEND_FLAGS.items():
@@ -70,6 +80,32 @@ def _extend_backend_flags(_result: None, parser: argparse.ArgumentParser) -> Non
             default=argparse.SUPPRESS,
             help=f"Alias of {action.option_strings[0]} (spelling of sglang before 0.5.23).",
         )
+
+
+class _CpModeAlias(argparse.Action):
+    """``--nsa-prefill-cp-mode MODE`` stores the ``--cp-strategy`` value that MODE names."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, CP_MODES[value])
+
+
+def _add_context_parallel_aliases(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--enable-nsa-prefill-context-parallel",
+        dest="enable_prefill_cp",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="Alias of --enable-prefill-cp (DeepSeek-V3.2 cookbook spelling).",
+    )
+    parser.add_argument(
+        "--nsa-prefill-cp-mode",
+        dest="cp_strategy",
+        action=_CpModeAlias,
+        choices=list(CP_MODES),
+        default=argparse.SUPPRESS,
+        help="Alias of --cp-strategy (DeepSeek-V3.2 cookbook spelling): "
+        + ", ".join(f"{mode} = {strategy}" for mode, strategy in CP_MODES.items()) + ".",
+    )
 
 
 # -- 2. CPU: attention backend and the capability probe ---------------------
@@ -162,9 +198,10 @@ def _around_split_backend_resolution(original, view: Any) -> dict:
 def install() -> None:
     ledger.hook(
         "sglang.srt.server_args.ServerArgs.add_cli_args",
-        _extend_backend_flags,
+        _extend_flags,
         "AFTER",
-        why="--dsa-*-backend accept the plugin's backends; --nsa-*-backend aliases (dropped in 0.5.23)",
+        why="--dsa-*-backend accept the plugin's backends; --nsa-*-backend aliases (dropped in 0.5.23); "
+        "the cookbook's --enable-nsa-prefill-context-parallel / --nsa-prefill-cp-mode as aliases of the CP flags",
         undo="remove when the host lists plugin DSA backends and the nsa spellings itself",
     )
     ledger.hook(
