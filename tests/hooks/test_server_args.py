@@ -350,3 +350,9 @@ def test_cookbook_cp_mode_refuses_other_values(host, capsys):
     with pytest.raises(SystemExit):
         parse(host, ["--model-path", "m", "--nsa-prefill-cp-mode", "zigzag"])
     assert "argument --nsa-prefill-cp-mode: invalid choice: 'zigzag'" in capsys.readouterr().err
+
+
+def test_cookbook_cuda_graph_max_bs_means_the_decode_graphs(host):
+    assert parse(host, ["--model-path", "m", "--cuda-graph-max-bs", "8"]).cuda_graph_max_bs_decode == 8
+    assert parse(host, ["--model-path", "m"]).cuda_graph_max_bs_decode is None
+
