@@ -9,16 +9,19 @@ loads them) that, for each job ``{"argv": [...], "hardware": "h200", "env": {...
 * finds the Hugging Face model ids of the DeepSeek-V3.2 family in an offline hub cache holding their
   config.json (real shapes and quantization; no weights), so a command keeps its ``--model-path``;
 * parses the argv with sglang's own parser (``ServerArgs.add_cli_args``), builds the record and runs the
-  host's resolution (``resolve_once``) with the plugin's hooks;
+  host's resolution (``resolve_once``) with the plugin's hooks (a job with ``"resolve": False`` stops
+  after parsing);
 * reports either ``{"error": "<Type>: <message>"}`` or, for every flag the argv gives, its parsed and its
   resolved value, a few resolved fields, and the modules of the classes the host would build: model,
   MTP draft, attention backend, tool-call and reasoning detectors, DSA kernels.
 
+``assert_plugin_serves`` is the check both the cookbook and the launch-command tests make of a result.
 Nothing is launched: model construction, weights and kernels are out of scope here.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -66,6 +69,47 @@ def write_hub(cache: pathlib.Path) -> None:
         if quantization is not None:
             config["quantization_config"] = quantization
         (snapshot / "config.json").write_text(json.dumps(config, indent=2))
+
+
+PLUGIN_CLASSES = {
+    "model": "dsv32_plugin.models.deepseek_v32",
+    "draft": "dsv32_plugin.models.deepseek_v32_mtp",
+    "attention": "dsv32_plugin.hooks.attention",
+    "dsa_prefill": "dsv32_plugin.attention.dispatch",
+    "dsa_decode": "dsv32_plugin.attention.dispatch",
+    "tool_parser": "dsv32_plugin.parsers.",
+    "reasoning_parser": "dsv32_plugin.parsers.reasoning",
+}
+
+
+# (field, value as given) -> the same value as resolution spells it
+SPELLINGS = {("kv_cache_dtype", "bf16"): "bfloat16"}
+
+
+def assert_plugin_serves(command: str, result: dict) -> None:
+    """The command resolved, every class the host would build is the plugin's, every flag kept its value.
+
+    Kept means the resolved field equals the parsed one, except where sglang 0.5.23 itself moves a value:
+    ``--dp N --enable-dp-attention`` becomes attention-DP width N (``dp_size`` 1, the deprecated flag
+    false), the cookbook's ``--collect-tokens-histogram`` is what ``--enable-metrics`` does, and a value
+    may come back in the host's own spelling (``SPELLINGS``).
+    """
+    assert "error" not in result, (command, result)
+    for role, module in result["classes"].items():
+        assert module.startswith(PLUGIN_CLASSES[role]), (command, role, module)
+    parsed, fields = result["parsed"], result["resolved"]
+    assert ("draft" in result["classes"]) == bool(parsed.get("speculative_algorithm")), command
+    for dest, value in parsed.items():
+        if dest == "enable_dp_attention":
+            assert fields["attn_dp_size"] == parsed["dp_size"] and fields["dp_size"] == 1, command
+        elif dest == "dp_size" and parsed.get("enable_dp_attention"):
+            continue
+        elif dest == "collect_tokens_histogram":
+            assert fields["enable_metrics"] is True, command
+        else:
+            assert fields[dest] == SPELLINGS.get((dest, value), value), (command, dest, value, fields[dest])
+    if parsed.get("enable_prefill_cp"):
+        assert fields["attn_cp_size"] == fields["tp_size"] // fields["attn_dp_size"] > 1, command
 
 
 def resolve_commands(jobs: list[dict], workdir: pathlib.Path, timeout: float = 900) -> list[dict]:
@@ -163,8 +207,19 @@ def _classes(record) -> dict:
     return classes
 
 
-def _resolve(job: dict) -> dict:
+@functools.cache
+def _parser():
+    """sglang's parser with the plugin's flags, built once (argparse keeps no state between parses)."""
     import argparse
+
+    from sglang.srt.server_args import ServerArgs
+
+    parser = argparse.ArgumentParser(prog="sglang.launch_server", exit_on_error=False)
+    ServerArgs.add_cli_args(parser)
+    return parser
+
+
+def _resolve(job: dict) -> dict:
     import contextlib
     import io
 
@@ -172,12 +227,13 @@ def _resolve(job: dict) -> dict:
     from sglang.srt.server_args import ServerArgs
 
     os.environ.update(job.get("env", {}))
-    parser = argparse.ArgumentParser(prog="sglang.launch_server", exit_on_error=False)
-    ServerArgs.add_cli_args(parser)
+    parser = _parser()
     usage_error = io.StringIO()
     try:
         with contextlib.redirect_stderr(usage_error):  # argparse prints its message, then exits
             namespace = parser.parse_args(job["argv"])
+        if not job.get("resolve", True):
+            return {"parsed": {dest: _jsonable(getattr(namespace, dest)) for dest in _given_dests(parser, job["argv"])}}
         record = ServerArgs.from_cli_args(namespace)
         record.resolve_once()
     except (Exception, SystemExit) as exc:

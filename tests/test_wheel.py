@@ -1,4 +1,4 @@
-"""The built wheel holds every subpackage, every module, the templates and the entry point; the source
+"""The built wheel holds every subpackage, every module, the templates and the entry points; the source
 tree is the same package (dsv32_plugin/kernels etc. link to the top-level folders pyproject maps)."""
 
 import configparser
@@ -96,6 +96,7 @@ def test_wheel_declares_the_entry_point_and_pin(wheel):
     eps = configparser.ConfigParser()
     eps.read_string(wheel.read(ep_file).decode())
     assert dict(eps["sglang.srt.plugins"]) == {"dsv32": "dsv32_plugin:register"}
+    assert dict(eps["console_scripts"]) == {"dsv32-plugin": "dsv32_plugin.cli.main:main"}
     (meta,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
     assert "Requires-Dist: sglang==0.5.23" in wheel.read(meta).decode()
 

@@ -10,14 +10,19 @@ from dsv32_plugin import __version__
 from dsv32_plugin.cli import launch_command as lc
 from dsv32_plugin.cli.deployments import HARDWARE, VARIANTS
 
+DESCRIPTION = """\
+Print the `python -m sglang.launch_server` command that serves a DeepSeek-V3.2 variant
+on the given GPUs with dsv32-plugin: as many GPUs as the checkpoint needs, the DeepSeek-V3.2
+cookbook's per-GPU kernel and KV-cache defaults, its MTP settings and its parsers."""
 EXAMPLES = """\
 examples:
   dsv32-plugin launch-command --hardware h200 --variant v3.2 --reasoning --tools
   dsv32-plugin launch-command --hardware b200 --variant v3.2-exp --strategy ep-dp --mtp
-  dsv32-plugin launch-command --hardware h100 --variant v3.2 --strategy tp   (two nodes: 16 x 80 GB)
-  dsv32-plugin launch-command --hardware h200 --variant v3.2 --strategy tp --cp round-robin-split --pd prefill
+  dsv32-plugin launch-command --hardware h100 --variant v3.2 --strategy tp   (2 nodes of 8)
+  dsv32-plugin launch-command --hardware h200 --variant v3.2 --strategy tp \\
+      --cp round-robin-split --pd prefill
 
-A combination that cannot be served is refused (exit status 2) with the reason and what works instead.
+A combination that cannot be served is refused (exit status 2), saying why and what works.
 """
 
 
@@ -32,9 +37,7 @@ def _add_launch_command(subparsers) -> None:
     parser = subparsers.add_parser(
         "launch-command",
         help="print the sglang launch command for a DeepSeek-V3.2 deployment",
-        description="Print the `python -m sglang.launch_server` command that serves a DeepSeek-V3.2 "
-        "variant on the given GPUs with dsv32-plugin: the GPU count the checkpoint needs, the DeepSeek-V3.2 "
-        "cookbook's per-GPU kernel and KV-cache defaults, its MTP settings and parsers.",
+        description=DESCRIPTION,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
