@@ -104,3 +104,13 @@ def test_wheel_declares_the_entry_point_and_pin(wheel):
 def test_wheel_leaks_no_top_level_names(wheel):
     tops = {n.split("/")[0] for n in wheel.namelist()}
     assert tops == {"dsv32_plugin", next(t for t in tops if t.endswith(".dist-info"))}, tops
+
+
+def test_wheel_carries_the_license_the_metadata_names(wheel):
+    assert PYPROJECT["project"]["license"] == "Apache-2.0"
+    text = (REPO / "LICENSE").read_text()
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    (meta,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    assert "License-Expression: Apache-2.0" in wheel.read(meta).decode()
+    (shipped,) = [n for n in wheel.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+    assert wheel.read(shipped).decode() == text
