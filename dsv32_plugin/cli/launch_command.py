@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from dsv32_plugin.cli.deployments import ATTENTION_DEFAULTS, HARDWARE, VARIANTS, gpus_needed
+from dsv32_plugin.hooks.server_args import CP_MODES  # cookbook name -> --cp-strategy (the flag aliases')
 from dsv32_plugin.scope import quantization_refusal
 
 STRATEGIES = {
@@ -23,7 +24,6 @@ STRATEGIES = {
     "ep-dp": "TP + data-parallel attention + expert parallelism",
     "tp": "pure tensor parallelism",
 }
-CP_MODES = {"in-seq-split": "zigzag", "round-robin-split": "interleave"}  # cookbook name -> --cp-strategy
 PD_ROLES = ("prefill", "decode")
 MTP_FLAGS = ("--speculative-algorithm", "EAGLE", "--speculative-num-steps", "3",
              "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", "4")
