@@ -55,10 +55,11 @@ def register() -> None:
     _registered = True
     _ensure_log_handler()
     logger.info(
-        "dsv32-plugin %s registering in %s (pid %d)",
+        "dsv32-plugin %s registering in %s (pid %d) from %s",
         __version__,
         multiprocessing.current_process().name,
         os.getpid(),
+        os.path.dirname(os.path.abspath(__file__)),  # which copy: installed, or a clone's source tree
     )
     for step in STEPS:
         module_name, func_name = step.split(":")

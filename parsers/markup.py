@@ -9,7 +9,7 @@ format has: outside call blocks, and inside a block between calls.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 
 def find_first(text: str, markers: Sequence[str], start: int = 0) -> tuple[int, str]:
@@ -69,11 +69,19 @@ class Prose:
         self._emit(pending[: len(pending) - keep])
         return pending[len(pending) - keep :]
 
-    def before_call(self, text: str) -> None:
-        """``text`` precedes a call block: emit it minus the separator."""
-        if not (self.after_block and not text.strip()):
-            self._emit(self._trim(text))
+    def before_call(self, text: str) -> str:
+        """``text`` precedes a call block: emit it minus the separator; return what was not emitted."""
+        dropped = self.after_block and not text.strip()
         self.after_block = False
+        if dropped:
+            return text
+        kept = self._trim(text)
+        self._emit(kept)
+        return text[len(kept) :]
+
+    def give_back(self, raw: str) -> None:
+        """``raw`` was markup that never became a call: it is text after all."""
+        self._emit(raw)
 
     def before_markup(self, text: str) -> None:
         """``text`` precedes markup that is dropped (a stray closing tag)."""
@@ -101,6 +109,9 @@ class CallBlockScanner:
 
     BLOCK_OPEN = BLOCK_CLOSE = CALL_OPEN = ""
     STRAY_CLOSERS: tuple[str, ...] = ()  # dropped when found outside a block
+    # A block (or bare call) that ends without opening a call is returned as text, markers and all,
+    # so malformed markup never swallows what the model wrote.
+    KEEP_UNPARSED_BLOCKS = False
     STEPS: tuple[str, ...] = ("_outside", "_block")
     CALL_STATE = BLOCK
 
@@ -110,12 +121,17 @@ class CallBlockScanner:
         self._wrapped = False  # the current call sits inside a block
         self._prose = prose
         self._events: list[tuple] = []
+        # Raw text from the opener of the current block while no call has been opened in it
+        # (KEEP_UNPARSED_BLOCKS); its consumed part is what is given back if none is.
+        self._unparsed: Optional[str] = None
         self._steps = tuple(getattr(self, name) for name in self.STEPS)
         self._outside_markers = (self.BLOCK_OPEN, self.CALL_OPEN, *self.STRAY_CLOSERS)
         self._block_markers = (self.CALL_OPEN, self.BLOCK_CLOSE)
 
     def feed(self, text: str) -> list[tuple]:
         self._buf += text
+        if self._unparsed is not None:
+            self._unparsed += text
         return self._run(eof=False)
 
     def finish(self) -> list[tuple]:
@@ -124,6 +140,8 @@ class CallBlockScanner:
     def _run(self, eof: bool) -> list[tuple]:
         while self._steps[self._state](eof):
             pass
+        if eof:
+            self._give_back_unparsed()
         self._flush_prose()
         events, self._events = self._events, []
         return events
@@ -136,10 +154,26 @@ class CallBlockScanner:
     def _emit(self, *event) -> None:
         self._flush_prose()  # keep text and call events in order
         self._events.append(event)
+        if event[0] == "invoke":
+            self._unparsed = None
+
+    def _open(self, before: str, marker: str) -> None:
+        """A block or bare call opens after the prose ``before``."""
+        separator = self._prose.before_call(before)
+        if self.KEEP_UNPARSED_BLOCKS:
+            self._unparsed = separator + marker + self._buf
+
+    def _give_back_unparsed(self) -> bool:
+        if self._unparsed is None:
+            return False
+        self._prose.give_back(self._unparsed[: len(self._unparsed) - len(self._buf)])
+        self._unparsed = None
+        return True
 
     def _leave_block(self) -> None:
         self._state = OUTSIDE
-        self._prose.after_block = True
+        if not self._give_back_unparsed():
+            self._prose.after_block = True
 
     def _leave_call(self) -> None:
         """After a call: back inside its block, or outside for a bare call."""
@@ -157,10 +191,10 @@ class CallBlockScanner:
             return False
         before, self._buf = self._buf[:i], self._buf[i + len(marker) :]
         if marker == self.BLOCK_OPEN:
-            self._prose.before_call(before)
+            self._open(before, marker)
             self._state = BLOCK
         elif marker == self.CALL_OPEN:  # a bare call, without the block
-            self._prose.before_call(before)
+            self._open(before, marker)
             self._wrapped = False
             self._state = self.CALL_STATE
         else:

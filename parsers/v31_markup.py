@@ -11,7 +11,11 @@ Whitespace before the calls is removed (as sglang's in-tree parser does);
 whitespace-only text after them is dropped; a stray closing token outside is
 dropped; a partial special token at the end of a chunk is held back, never
 released as text.  A name cut by another token opens no call; arguments end at
-the call end, the calls end, the next call begin, or the end of text.
+the call end, the calls end, the next call begin, or the end of text.  A block
+(or bare call) that ends without opening any call, e.g. cut off before
+``<｜tool▁sep｜>`` or missing its call markers, is text after all: it is
+returned verbatim, markers and the whitespace before it included (vLLM's
+DeepSeek-V3.1 parser tests expect the same).
 
 Events: ("text", str), ("invoke", name | None), ("args", str),
 ("invoke_end", closed: bool).
@@ -42,6 +46,7 @@ class V31Scanner(CallBlockScanner):
 
     BLOCK_OPEN, BLOCK_CLOSE, CALL_OPEN = CALLS_BEGIN, CALLS_END, CALL_BEGIN
     STRAY_CLOSERS = (CALLS_END, CALL_END)
+    KEEP_UNPARSED_BLOCKS = True
     STEPS = (*CallBlockScanner.STEPS, "_name", "_args")
     CALL_STATE = _NAME
 

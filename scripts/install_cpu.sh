@@ -4,9 +4,11 @@
 #   bash scripts/install_cpu.sh [VENV_DIR]      (default: .venv in the repo root)
 #
 # Lean recipe (docs/architecture.md, "Installing"): the CUDA torch build (it imports fine without a GPU;
-# a CPU torch has no matching torchvision), sglang without its GPU-only dependencies, then the
-# pure-Python packages it imports on CPU. The plugin is installed with --no-deps for the same reason;
-# it brings its own stand-in for the CUDA-only sgl_kernel. ~3 min and ~6 GB on a warm pip cache.
+# a CPU torch has no matching torchvision), the pure-Python packages sglang imports on CPU, then sglang
+# itself without its GPU-only dependencies (sglang-kernel, flashinfer, cuda-python, ...). The plugin is
+# installed with --no-deps for the same reason; it brings its own stand-in for the CUDA-only sgl_kernel.
+# sglang goes in last and --no-deps, so pip never checks its requirements and prints no resolver errors
+# about the GPU packages left out on purpose (`pip check` lists them). ~3 min and ~6 GB on a warm pip cache.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,11 +18,11 @@ PYTHON="${PYTHON:-python3.11}"
 "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --quiet)
 "${PIP[@]}" torch==2.14.1 torchvision==0.29.1 triton==3.8.0
-"${PIP[@]}" --no-deps sglang==0.5.23
 "${PIP[@]}" numpy transformers==5.19.0 tokenizers==0.23.2 msgspec pydantic fastapi "uvicorn>=0.51" orjson \
     "pyzmq>=25.1.2" psutil requests aiohttp setproctitle packaging partial_json_parser pybase64 \
     python-multipart uvloop "prometheus-client>=0.20.0" pillow openai==2.8.0 xgrammar==0.2.7 dill \
     sentencepiece==0.2.1 compressed-tensors==0.18.0 gguf einops jsonschema IPython soundfile==0.13.1 \
     safetensors "setuptools>=70" build pytest pytest-benchmark
+"${PIP[@]}" --no-deps sglang==0.5.23
 "${PIP[@]}" --no-deps "$REPO"
-echo "installed into $VENV"
+echo "installed into $VENV: sglang 0.5.23 without its GPU-only requirements (lean CPU install; \`pip check\` lists them)"

@@ -10,8 +10,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _guard_repo_root_shadowing() -> None:
-    # `python -m pytest` from the repo root puts the root on sys.path, so the
-    # repo's kernels/ would shadow Hugging Face's `kernels`, which sglang imports.
+    # `python -m pytest` from the repo root puts the root on sys.path: the repo's kernels/ would shadow
+    # Hugging Face's `kernels` (sglang imports it for FA3), and the tests would check the source tree
+    # (complete through its dsv32_plugin/kernels etc. links) instead of the installed package.
     spec = importlib.util.find_spec("kernels")
     if spec and spec.origin and pathlib.Path(spec.origin).resolve().is_relative_to(REPO_ROOT):
         raise pytest.UsageError(

@@ -1,4 +1,5 @@
-"""The built wheel holds every subpackage, every module, the templates and the entry point."""
+"""The built wheel holds every subpackage, every module, the templates and the entry points; the source
+tree is the same package (dsv32_plugin/kernels etc. link to the top-level folders pyproject maps)."""
 
 import configparser
 import pathlib
@@ -40,7 +41,7 @@ def wheel_path(dotted: str) -> str:
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     # Build from a copy: never write build/ or egg-info into the shared working tree.
     src = tmp_path_factory.mktemp("src") / "repo"
-    shutil.copytree(REPO, src, ignore=SKIP)
+    shutil.copytree(REPO, src, ignore=SKIP, symlinks=True)  # as a clone has them
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
                           cwd=src, capture_output=True, text=True, timeout=600)
@@ -54,6 +55,15 @@ def test_every_source_package_is_listed_in_pyproject():
     assert not missing, f"add to [tool.setuptools] packages in pyproject.toml: {missing}"
 
 
+def test_the_source_tree_is_the_whole_package():
+    # Run from the clone root, Python imports this folder, not the wheel: each mapped subpackage must be
+    # reachable inside it, as a relative link (a copy would drift).
+    for dotted, folder in SETUPTOOLS["package-dir"].items():
+        link = REPO / wheel_path(dotted)
+        assert link.is_symlink() and link.readlink() == pathlib.Path("..", folder), (
+            f"{link.relative_to(REPO)} must be a link to ../{folder}")
+
+
 def test_no_module_folder_lacks_an_init():
     for dotted_root, folder in PACKAGE_DIRS.items():
         for py in (REPO / folder).rglob("*.py"):
@@ -64,6 +74,7 @@ def test_no_module_folder_lacks_an_init():
 
 def test_wheel_holds_every_package_and_module(wheel):
     names = set(wheel.namelist())
+    assert len(names) == len(wheel.namelist()), "a file is in the wheel twice"
     for dotted in sorted(set(SETUPTOOLS["packages"]) | set(source_packages())):
         assert f"{wheel_path(dotted)}/__init__.py" in names, dotted
     for dotted, folder in source_packages().items():
@@ -85,6 +96,7 @@ def test_wheel_declares_the_entry_point_and_pin(wheel):
     eps = configparser.ConfigParser()
     eps.read_string(wheel.read(ep_file).decode())
     assert dict(eps["sglang.srt.plugins"]) == {"dsv32": "dsv32_plugin:register"}
+    assert dict(eps["console_scripts"]) == {"dsv32-plugin": "dsv32_plugin.cli.main:main"}
     (meta,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
     assert "Requires-Dist: sglang==0.5.23" in wheel.read(meta).decode()
 
@@ -92,3 +104,13 @@ def test_wheel_declares_the_entry_point_and_pin(wheel):
 def test_wheel_leaks_no_top_level_names(wheel):
     tops = {n.split("/")[0] for n in wheel.namelist()}
     assert tops == {"dsv32_plugin", next(t for t in tops if t.endswith(".dist-info"))}, tops
+
+
+def test_wheel_carries_the_license_the_metadata_names(wheel):
+    assert PYPROJECT["project"]["license"] == "Apache-2.0"
+    text = (REPO / "LICENSE").read_text()
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    (meta,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    assert "License-Expression: Apache-2.0" in wheel.read(meta).decode()
+    (shipped,) = [n for n in wheel.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+    assert wheel.read(shipped).decode() == text

@@ -6,7 +6,14 @@ Four hooks, all recorded in the ledger (docs/hooks.md):
    ``--dsa-decode-backend`` also accept the plugin's choices
    (``dispatch.CHOICES``); ``--nsa-prefill-backend`` / ``--nsa-decode-backend``
    (the seed's spellings, dropped in 0.5.23) are aliases that store into the
-   same ServerArgs fields. The values therefore ride on the record that the
+   same ServerArgs fields, and so are the DeepSeek-V3.2 cookbook's context-parallel
+   spellings ``--enable-nsa-prefill-context-parallel`` (= ``--enable-prefill-cp``)
+   and ``--nsa-prefill-cp-mode in-seq-split|round-robin-split`` (= ``--cp-strategy
+   zigzag|interleave``), and its ``--cuda-graph-max-bs`` (split in 0.5.23; it
+   meant the decode graphs' batch size: ``--cuda-graph-max-bs-decode``, while the
+   bare spelling is now an ambiguous prefix); its ``--collect-tokens-histogram``
+   is accepted and stores nothing (0.5.23 collects those histograms whenever
+   ``--enable-metrics`` is on). The values therefore ride on the record that the
    launcher pickles to every child process; no ``from_cli_args`` hook needed.
 2. ``model_hook.handle_model_specific_adjustments`` (AROUND), on CPU for a
    checkpoint the plugin serves only: with no attention backend flag, declare
@@ -20,7 +27,8 @@ Four hooks, all recorded in the ledger (docs/hooks.md):
 4. ``overrides._dsa_split_backend_resolution`` (AROUND), any device: defaults
    and validation come from ``dispatch`` (the host's version asks CUDA for the
    capability and rejects ``triton`` outside ROCm); also refuses a chunked
-   prefill size that is not a multiple of the 64-token DSA page.
+   prefill size that is not a multiple of the 64-token DSA page, and a
+   checkpoint quantization the model cannot load (``dsv32_plugin.scope``).
 
 Checkpoints the plugin does not serve (other DSA families such as GLM-5,
 non-DSA models) go through the host's code unchanged. The host itself forces
@@ -36,6 +44,7 @@ from typing import Any
 
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.hooks.models import is_v32
+from dsv32_plugin.scope import quantization_refusal
 
 logger = logging.getLogger("dsv32_plugin")
 
@@ -43,6 +52,8 @@ _BACKEND_FLAGS = {
     "dsa_prefill_backend": "--nsa-prefill-backend",
     "dsa_decode_backend": "--nsa-decode-backend",
 }
+# The cookbook's --nsa-prefill-cp-mode values and the host's --cp-strategy values they mean.
+CP_MODES = {"in-seq-split": "zigzag", "round-robin-split": "interleave"}
 _SOURCE = "dsv32_plugin.hooks.server_args"
 
 
@@ -55,7 +66,12 @@ def _served_view(view: Any) -> bool:
 # -- 1. flags ---------------------------------------------------------------
 
 
-def _extend_backend_flags(_result: None, parser: argparse.ArgumentParser) -> None:
+def _extend_flags(_result: None, parser: argparse.ArgumentParser) -> None:
+    _extend_backend_flags(parser)
+    _add_cookbook_aliases(parser)
+
+
+def _extend_backend_flags(parser: argparse.ArgumentParser) -> None:
     from dsv32_plugin.attention.dispatch import BACKENDS, HOST_ALIASES
 
     for dest, alias in _BACKEND_FLAGS.items():
@@ -70,6 +86,47 @@ def _extend_backend_flags(_result: None, parser: argparse.ArgumentParser) -> Non
             default=argparse.SUPPRESS,
             help=f"Alias of {action.option_strings[0]} (spelling of sglang before 0.5.23).",
         )
+
+
+class _CpModeAlias(argparse.Action):
+    """``--nsa-prefill-cp-mode MODE`` stores the ``--cp-strategy`` value that MODE names."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, CP_MODES[value])
+
+
+def _add_cookbook_aliases(parser: argparse.ArgumentParser) -> None:
+    """The DeepSeek-V3.2 cookbook's spellings of flags that sglang 0.5.23 renamed."""
+    parser.add_argument(
+        "--enable-nsa-prefill-context-parallel",
+        dest="enable_prefill_cp",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="Alias of --enable-prefill-cp (DeepSeek-V3.2 cookbook spelling).",
+    )
+    parser.add_argument(
+        "--nsa-prefill-cp-mode",
+        dest="cp_strategy",
+        action=_CpModeAlias,
+        choices=list(CP_MODES),
+        default=argparse.SUPPRESS,
+        help="Alias of --cp-strategy (DeepSeek-V3.2 cookbook spelling): "
+        + ", ".join(f"{mode} = {strategy}" for mode, strategy in CP_MODES.items()) + ".",
+    )
+    parser.add_argument(
+        "--collect-tokens-histogram",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="Accepted for the DeepSeek-V3.2 cookbook's commands (sglang before 0.5.23): 0.5.23 always "
+        "collects the prompt and generation token histograms when --enable-metrics is on.",
+    )
+    parser.add_argument(
+        "--cuda-graph-max-bs",
+        dest="cuda_graph_max_bs_decode",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="Alias of --cuda-graph-max-bs-decode (spelling of sglang before 0.5.23, DeepSeek-V3.2 cookbook).",
+    )
 
 
 # -- 2. CPU: attention backend and the capability probe ---------------------
@@ -139,6 +196,9 @@ def _around_split_backend_resolution(original, view: Any) -> dict:
 
     if view.enable_hisparse:
         raise StartupRefusal("--enable-hisparse is not supported by the plugin's DSA backend; leave it out")
+    refusal = quantization_refusal(model_config_of(view).quantization)
+    if refusal:
+        raise StartupRefusal(refusal)
     chunk, page = view.chunked_prefill_size, view.page_size
     if chunk is not None and chunk > 0 and page and chunk % page:
         raise StartupRefusal(
@@ -166,9 +226,11 @@ def _around_split_backend_resolution(original, view: Any) -> dict:
 def install() -> None:
     ledger.hook(
         "sglang.srt.server_args.ServerArgs.add_cli_args",
-        _extend_backend_flags,
+        _extend_flags,
         "AFTER",
-        why="--dsa-*-backend accept the plugin's backends; --nsa-*-backend aliases (dropped in 0.5.23)",
+        why="--dsa-*-backend accept the plugin's backends; --nsa-*-backend aliases (dropped in 0.5.23); "
+        "the cookbook's --enable-nsa-prefill-context-parallel / --nsa-prefill-cp-mode / --cuda-graph-max-bs as "
+        "aliases of the 0.5.23 flags; its --collect-tokens-histogram accepted (always on with --enable-metrics)",
         undo="remove when the host lists plugin DSA backends and the nsa spellings itself",
     )
     ledger.hook(
@@ -191,6 +253,7 @@ def install() -> None:
         _around_split_backend_resolution,
         "AROUND",
         why="V3.2: DSA backend defaults/validation from dsv32_plugin.attention.dispatch (host probes "
-        "CUDA and refuses triton off ROCm); chunked-prefill size checked against the 64-token page",
+        "CUDA and refuses triton off ROCm); chunked-prefill size checked against the 64-token page; "
+        "quantizations the model cannot load refused",
         undo="remove when the plugin's backends are host choices; other archs already pass through",
     )

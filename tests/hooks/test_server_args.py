@@ -333,3 +333,26 @@ def test_without_the_plugin_the_host_is_stock(tiny_v32, tmp_path):
     assert "REFUSED --nsa-prefill-backend 2" in done.stdout
     assert "REFUSED --dsa-decode-backend 2" in done.stdout
     assert "FAILED RuntimeError Found no NVIDIA driver" in done.stdout
+
+
+
+@pytest.mark.parametrize("mode, strategy", [("in-seq-split", "zigzag"), ("round-robin-split", "interleave")])
+def test_cookbook_context_parallel_spellings_are_aliases(host, mode, strategy):
+    cookbook = parse(host, ["--model-path", "m", "--enable-nsa-prefill-context-parallel", "--nsa-prefill-cp-mode", mode])
+    spelled = parse(host, ["--model-path", "m", "--enable-prefill-cp", "--cp-strategy", strategy])
+    assert (cookbook.enable_prefill_cp, cookbook.cp_strategy) == (spelled.enable_prefill_cp, spelled.cp_strategy)
+    assert (cookbook.enable_prefill_cp, cookbook.cp_strategy) == (True, strategy)
+    plain = parse(host, ["--model-path", "m"])
+    assert (plain.enable_prefill_cp, plain.cp_strategy) == (False, None)
+
+
+def test_cookbook_cp_mode_refuses_other_values(host, capsys):
+    with pytest.raises(SystemExit):
+        parse(host, ["--model-path", "m", "--nsa-prefill-cp-mode", "zigzag"])
+    assert "argument --nsa-prefill-cp-mode: invalid choice: 'zigzag'" in capsys.readouterr().err
+
+
+def test_cookbook_cuda_graph_max_bs_means_the_decode_graphs(host):
+    assert parse(host, ["--model-path", "m", "--cuda-graph-max-bs", "8"]).cuda_graph_max_bs_decode == 8
+    assert parse(host, ["--model-path", "m"]).cuda_graph_max_bs_decode is None
+

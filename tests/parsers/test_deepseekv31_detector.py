@@ -52,7 +52,12 @@ CASES = [
     pytest.param(calls_block(call("get_weather", "[1, 2]")), "Checking.", [("get_weather", {})], id="not-an-object"),
     pytest.param("Checking. " + CB + "<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>" + '{"city": "Par', "Checking.",
                  [("get_weather", {"city": "Par"})], id="truncated-in-string"),
-    pytest.param("Checking. " + CB + "<｜tool▁call▁begin｜>get_wea", "Checking.", [], id="truncated-in-name"),
+    pytest.param("Checking. " + CB + "<｜tool▁call▁begin｜>get_wea", "Checking. " + CB + "<｜tool▁call▁begin｜>get_wea",
+                 [], id="truncated-in-name-is-text"),
+    pytest.param("Hi <｜tool▁call▁begin｜>get_wea", "Hi <｜tool▁call▁begin｜>get_wea", [],
+                 id="bare-call-without-separator-is-text"),
+    pytest.param(CB + "junk" + CE + " " + calls_block(call("now", "{}"), prose="Then "), CB + "junk" + CE + " Then",
+                 [("now", {})], id="unparsed-block-then-a-call"),
     pytest.param(calls_block(call("now", "{}")) + " Done.", "Checking. Done.", [("now", {})], id="prose-after"),
     pytest.param("Hi " + call("get_weather", '{"days": 1.0}'), "Hi", [("get_weather", {"days": 1})], id="bare-call"),
     pytest.param("a <｜tool▁calls▁beg", "a <｜tool▁calls▁beg", [], id="partial-token-at-end-is-text"),
@@ -89,3 +94,18 @@ def test_v31_string_arguments_stream_incrementally():
     assert json.loads("".join(pieces)) == {"note": note, "days": 2}
     for n in range(1, len(pieces)):  # every partial concatenation is a prefix of valid JSON
         assert isinstance(partial_json_parser.loads("".join(pieces[:n])), dict)
+
+
+# vLLM's tests for its DeepSeek-V3.1 tool parser (tests/tool_parsers/test_deepseekv31_tool_parser.py,
+# test_extract_tool_calls_unparsable_block): a start token with no parsable call is no tool call, and the
+# content is the whole output.
+UNPARSABLE = [
+    pytest.param("Let me look that up." + CB + "get_weather", id="cut-off-in-the-block"),
+    pytest.param(CB + 'foo<｜tool▁sep｜>{"x":1}' + CE, id="call-markers-missing"),
+]
+
+
+@pytest.mark.parametrize("text", UNPARSABLE)
+def test_unparsable_markup_keeps_the_text(text):
+    assert assert_agree(text) == ("", text, [])
+

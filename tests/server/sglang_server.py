@@ -73,11 +73,13 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def launch(model: Path, workdir: Path, *extra: str, flags: tuple[str, ...] = CPU_FLAGS, env: dict | None = None):
+def launch(model: Path, workdir: Path, *extra: str, flags: tuple[str, ...] = CPU_FLAGS, env: dict | None = None,
+           cwd: Path | None = None):
     """Yield a ready ``Server`` started with ``flags`` + ``extra``; on exit kill its process group and wait.
 
     The server gets pytest's environment without TRITON_INTERPRET (which tests/conftest.py sets on
-    CPU machines), as a user would start it, plus ``SGLANG_USE_CPU_ENGINE=1`` and ``env``.
+    CPU machines), as a user would start it, plus ``SGLANG_USE_CPU_ENGINE=1`` and ``env``. It runs in
+    ``cwd`` (default ``workdir``, which holds its log).
     """
     port = free_port()
     log = workdir / f"server-{port}.log"
@@ -86,7 +88,7 @@ def launch(model: Path, workdir: Path, *extra: str, flags: tuple[str, ...] = CPU
     cmd = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model),
            "--host", "127.0.0.1", "--port", str(port), *flags, *extra]
     with open(log, "wb") as out:
-        process = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(cmd, cwd=cwd or workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:

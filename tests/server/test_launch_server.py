@@ -2,11 +2,12 @@
 and stops cleanly: a tiny Llama (host code only) and the tiny DeepSeek-V3.2 with the seed's flags."""
 
 import importlib.util
+import pathlib
 import re
 
 import psutil
 import pytest
-from sglang_server import launch, live_group_members
+from sglang_server import CPU_FLAGS, launch, live_group_members
 
 from dsv32_plugin import __version__
 from dsv32_plugin.testing import make_tiny_checkpoint
@@ -54,3 +55,17 @@ def test_plugin_registers_in_main_and_scheduler_and_server_answers(tmp_path, bui
     if importlib.util.find_spec("sgl_kernel") is None:
         assert "using the plugin's torch CPU stand-in" in log
 
+
+
+def test_server_started_from_the_clone_root_runs_the_source_tree(tmp_path):
+    # `python -m` puts the working directory first on sys.path, so every process imports the clone's
+    # dsv32_plugin/: its links to kernels/, parsers/ and templates/ must make it the whole package.
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    model = make_tiny_checkpoint(tmp_path / "model")
+    # With the warm-up: skipping it makes the host post /freeze_gc before it listens (a logged traceback).
+    flags = tuple(flag for flag in CPU_FLAGS if flag != "--skip-server-warmup")
+    with launch(model, tmp_path, *SEED_FLAGS, flags=flags, cwd=repo) as server:
+        chat(server)
+        log = server.log_text()
+    assert log.count(f"from {repo / 'dsv32_plugin'}") >= 2, log[-4000:]  # main process and scheduler
+    assert "Traceback" not in log and "skipped" not in log, log[-4000:]

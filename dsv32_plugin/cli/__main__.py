@@ -1,0 +1,5 @@
+import sys
+
+from dsv32_plugin.cli.main import main
+
+sys.exit(main())
