@@ -125,6 +125,19 @@ def _gpus(choice: Choice) -> tuple[int, int]:
     return (needed if nodes == fewest_nodes else nodes * hardware.gpus_per_node), nodes
 
 
+def _check_layout(choice: Choice, tp: int) -> None:
+    """The widths this command gives must divide the model's heads, experts and FP8 blocks (as the launcher checks)."""
+    from dsv32_plugin.models.parallel import layout_problems, release_config
+
+    ep = tp if choice.strategy == "ep-dp" else 1
+    attn_dp = tp if choice.strategy in ("dp-attention", "ep-dp") else 1
+    problems = layout_problems(release_config(), {"attn_tp_size": tp // attn_dp, "moe_tp_size": tp // ep}, tp, ep,
+                               "cuda")
+    if problems:
+        way_out = " (--strategy ep-dp shards experts instead)" if choice.strategy != "ep-dp" else ""
+        raise Refused(f"--strategy {choice.strategy} on {tp} GPUs: " + "; ".join(problems) + way_out)
+
+
 def build(choice: Choice) -> LaunchCommand:
     """The command for ``choice``; ``Refused`` if it cannot work."""
     _check(choice)
@@ -144,6 +157,7 @@ def build(choice: Choice) -> LaunchCommand:
         argv += ["--ep", str(tp)]
     if stages > 1:
         argv += ["--pp-size", str(stages)]
+    _check_layout(choice, tp)
     if nodes > 1:
         argv += ["--nnodes", str(nodes), "--node-rank", NODE_RANK, "--dist-init-addr", f"{HEAD_NODE_IP}:{DIST_PORT}"]
         others = "1 on the other" if nodes == 2 else f"1 to {nodes - 1} on the others"

@@ -18,7 +18,23 @@ with ``attn_tp = tp / attn_dp / attn_cp`` and ``moe_tp = tp / ep / moe_dp``
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
+
+# The per-layer sizes of DeepSeek-V3.2's config.json (all three releases), and its FP8 format.
+RELEASE_SHAPES = {
+    "hidden_size": 7168, "num_attention_heads": 128, "num_key_value_heads": 128, "q_lora_rank": 1536,
+    "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
+    "index_n_heads": 64, "index_head_dim": 128, "index_topk": 2048, "n_routed_experts": 256,
+    "num_experts_per_tok": 8, "n_group": 8, "topk_group": 4, "n_shared_experts": 1,
+    "moe_intermediate_size": 2048, "intermediate_size": 18432,
+}
+RELEASE_FP8 = {"weight_block_size": [128, 128]}
+
+
+def release_config() -> SimpleNamespace:
+    """What ``layout_problems`` reads of the released checkpoint's config (FP8 block weights)."""
+    return SimpleNamespace(**RELEASE_SHAPES, quantization_config=RELEASE_FP8)
 
 
 def attn_tp_size() -> int:

@@ -30,31 +30,13 @@ import argparse
 import json
 import pathlib
 
+from dsv32_plugin.models.parallel import RELEASE_SHAPES
 from dsv32_plugin.testing.tiny_checkpoint import VOCAB_PAD, _write_json
 from dsv32_plugin.testing.tiny_config import make_config
 from dsv32_plugin.testing.tiny_tokenizer import save_tokenizer
 
-REAL_WIDTH = {
-    "hidden_size": 7168,
-    "num_attention_heads": 128,
-    "num_key_value_heads": 128,
-    "q_lora_rank": 1536,
-    "kv_lora_rank": 512,
-    "qk_nope_head_dim": 128,
-    "qk_rope_head_dim": 64,
-    "v_head_dim": 128,
-    "index_n_heads": 64,
-    "index_head_dim": 128,
-    "index_topk": 2048,
-    "n_routed_experts": 256,
-    "num_experts_per_tok": 8,
-    "n_group": 8,
-    "topk_group": 4,
-    "n_shared_experts": 1,
-    "moe_intermediate_size": 2048,
-    "intermediate_size": 18432,
-    "first_k_dense_replace": 1,
-}
+# The release's per-layer sizes; layer 0 dense, the rest MoE (the release has 3 dense layers of 61).
+REAL_WIDTH = {**RELEASE_SHAPES, "first_k_dense_replace": 1}
 
 
 def real_width_config(vocab_size: int, *, layers: int = 2, fp8: bool = True) -> dict:

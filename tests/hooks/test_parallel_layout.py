@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from types import SimpleNamespace
-
 import pytest
 
-from dsv32_plugin.models.parallel import layout_problems
+from dsv32_plugin.models.parallel import layout_problems, release_config
 from dsv32_plugin.testing import make_tiny_checkpoint
 
-# DeepSeek-V3.2's sizes (config.json of the release).
-V32 = SimpleNamespace(num_attention_heads=128, n_routed_experts=256, moe_intermediate_size=2048,
-                      intermediate_size=18432, n_shared_experts=1, v_head_dim=128, qk_nope_head_dim=128,
-                      qk_rope_head_dim=64, quantization_config={"weight_block_size": [128, 128]})
+V32 = release_config()
 
 
 def widths(tp: int, attn_dp: int = 1, ep: int = 1) -> dict:
