@@ -98,7 +98,8 @@ def test_gpu_counts_hold_the_weights(commands):
 
 
 def test_every_refusal_names_an_option_that_was_chosen():
-    options = {"hardware": "--hardware", "variant": "--variant", "tools": "--tools", "cp": "--cp", "nodes": "--nodes"}
+    options = {"hardware": "--hardware", "variant": "--variant", "tools": "--tools", "cp": "--cp", "nodes": "--nodes",
+               "strategy": "--strategy"}
     refused = 0
     for choice in GRID:
         result = built(choice)
