@@ -4,7 +4,7 @@
 #     bash tests/gpu/run_device.sh {ops|tiny|real} [pytest args...]        (device run, carry [".big", ".whl"])
 #
 #   ops   the sgl_kernel stand-in's ops on CUDA (float64 twins, CUDA-graph replay) and the Rust TreeCore probe
-#   tiny  the serving matrix on the tiny FP8 checkpoint (tests/gpu/test_serving.py -k tiny)
+#   tiny  the serving matrix on the tiny FP8 checkpoint (tests/gpu/test_gpu_serving.py -k tiny)
 #   real  the same on the real-width dummy-weight checkpoint (-k real)
 #
 # Needs, in the repo root here: .big/ from ../shared/tools/device_sglang/pack.sh (stock sglang 0.5.23 and its
@@ -18,7 +18,7 @@ what=${1:-}
 shift || true
 case $what in
   ops) selection=(gpu_standin gpu/test_tree_core_probe.py) ;;
-  tiny | real) selection=(gpu/test_serving.py -k "$what") ;;
+  tiny | real) selection=(gpu/test_gpu_serving.py -k "$what") ;;
   *) echo "usage: bash tests/gpu/run_device.sh ops|tiny|real [pytest args...]" >&2; exit 2 ;;
 esac
 [ -f .big/run.sh ] || { echo "no .big/run.sh: run ../shared/tools/device_sglang/pack.sh here and carry .big" >&2; exit 2; }
