@@ -81,7 +81,11 @@ class Scene:
             token_to_kv_pool=self.pool, req_to_token_pool=SimpleNamespace(req_to_token=self.req_to_token),
             device=str(self.device), dtype=dtype, kv_cache_dtype=self.kv_dtype,
             kv_cache_dtype_str="fp8_e4m3" if self.kv_dtype == torch.float8_e4m3fn else "auto",
-            model_config=SimpleNamespace(hf_config=SimpleNamespace(index_topk=self.dims.topk)),
+            model_config=SimpleNamespace(
+                hf_config=SimpleNamespace(index_topk=self.dims.topk, kv_lora_rank=self.dims.kv_lora_rank,
+                                          qk_rope_head_dim=self.dims.rope),
+                context_len=self.req_to_token.shape[1],
+            ),
         )
 
     def backend(self, monkeypatch, kernels: str | None = None, dtype=torch.float32) -> DSABackend:

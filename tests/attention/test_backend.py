@@ -32,7 +32,8 @@ def make_backend(kv_dtype: torch.dtype, monkeypatch, kernels: str | None = None)
     req_to_token[1, :SEQ] = torch.arange(64, 64 + SEQ)  # slots of request 1 (page-aligned)
     runner = SimpleNamespace(
         token_to_kv_pool=pool, req_to_token_pool=SimpleNamespace(req_to_token=req_to_token), device="cpu",
-        model_config=SimpleNamespace(hf_config=SimpleNamespace(index_topk=TOPK, kv_lora_rank=DL, qk_rope_head_dim=R)),
+        model_config=SimpleNamespace(hf_config=SimpleNamespace(index_topk=TOPK, kv_lora_rank=DL, qk_rope_head_dim=R),
+                                     context_len=req_to_token.shape[1]),
         dtype=torch.float32, kv_cache_dtype=kv_dtype,
         kv_cache_dtype_str="fp8_e4m3" if kv_dtype == torch.float8_e4m3fn else "auto",
     )
