@@ -100,6 +100,46 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         fmt = self.cache_format
         return self.cache_ops.dequantize_kv_fp8(rows, fmt.kv_lora_rank, fmt.rope_dim, dtype=dtype)
 
+    # -- context-parallel exchange: rows encoded as stored, gathered, then written
+    def encode_mla_rows(self, c_kv: torch.Tensor, k_rope: torch.Tensor) -> torch.Tensor:
+        """``[N, W]`` cache rows of ``[c_kv | k_rope]``, byte for byte what ``store_mla_kv`` writes.
+
+        uint8 FP8-packed rows (656 bytes for V3.2) or the cache dtype's values: the
+        writer itself encodes them, into N one-slot pages.
+        """
+        kv = torch.cat([c_kv.reshape(c_kv.shape[0], -1), k_rope.reshape(k_rope.shape[0], -1)], dim=-1)
+        width = self.cache_format.kv_row_width
+        rows = torch.empty(kv.shape[0], 1, width, dtype=self.kv_buffer[0].dtype, device=kv.device)
+        self.cache_ops.store_mla_kv(rows, torch.arange(kv.shape[0], device=kv.device), kv)
+        return rows.view(kv.shape[0], width)
+
+    def store_mla_rows(self, layer_id: int, slots: torch.Tensor, rows: torch.Tensor) -> None:
+        """Write ``encode_mla_rows`` output ``[N, W]`` at ``slots [N]``."""
+        self.mla_pages(layer_id).view(-1, self.cache_format.kv_row_width)[slots.long()] = rows
+
+    def encode_index_k(self, k: torch.Tensor) -> torch.Tensor:
+        """Keys ``k [N, D]`` as the indexer cache stores them, one row per key.
+
+        Exact cache: float32 ``[N, D]``. FP8 pages: uint8 ``[N, D + 4]``, the e4m3 key
+        bytes then its fp32 scale (``quantize_fp8_blockwise`` over D, byte-exact with
+        the fused quantisation of ``store_index_k``).
+        """
+        if self.cache_format.index_exact:
+            return k.float()
+        from dsv32_plugin.kernels.reference import quantize_fp8_blockwise
+
+        keys, scale = quantize_fp8_blockwise(k.float(), block=k.shape[-1])
+        return torch.cat([keys.view(torch.uint8), scale.view(torch.uint8)], dim=-1)
+
+    def store_encoded_index_k(self, layer_id: int, slots: torch.Tensor, rows: torch.Tensor) -> None:
+        """Write ``encode_index_k`` output at ``slots [N]``."""
+        if self.cache_format.index_exact:
+            return self.store_index_k(layer_id, slots, rows)
+        dim = self.index_head_dim
+        keys = rows[:, :dim].contiguous().view(torch.float8_e4m3fn)
+        scale = rows[:, dim:].contiguous().view(torch.float32).reshape(-1)
+        return self.store_index_k(layer_id, slots, keys, scale)
+
     # -- indexer K cache -------------------------------------------------
     def get_index_k_with_scale_buffer(self, layer_id: int) -> torch.Tensor:
         """The layer's raw indexer cache (FP8 pages or exact float32 rows)."""

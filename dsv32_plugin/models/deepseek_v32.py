@@ -166,6 +166,10 @@ class DeepseekV32ForCausalLM(SharedEmbedHead, nn.Module):
         self.logits_processor = LogitsProcessor(config)
         self.capture_aux_hidden_states = False
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The token embedding; the host's context-parallel runner embeds the whole batch, then shards it."""
+        return self.model.embed_tokens
+
     @property
     def start_layer(self) -> int:
         return self.model.start_layer
