@@ -24,6 +24,7 @@ attention (``attention/context_parallel.py``). Three hooks, V3.2 only (docs/hook
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
@@ -36,6 +37,8 @@ _SOURCE = "dsv32_plugin.hooks.context_parallel"
 # What the host's DeepSeek override forces for zigzag (model_overrides/deepseek_v2.py).
 ZIGZAG_FORCED = ("moe_a2a_backend", "ep_size", "moe_dense_tp_size")
 DSA_BACKEND_NAMES = ("dsa", "nsa")
+
+logger = logging.getLogger("dsv32_plugin")
 
 
 def _served(server_args: Any) -> bool:
@@ -103,12 +106,17 @@ def _around_model_declarations(original, architecture: str, server_args: Any, hf
     cfg = resolving_view(server_args)
     if not (cfg.enable_prefill_cp and cfg.cp_strategy == "zigzag" and is_v32(hf_config)):
         return declarations
-    kept = []
+    kept, dropped = [], {}
     for source, declared in declarations:
         if source.endswith("_deepseek_family_overrides"):
+            dropped.update({k: v for k, v in declared.items() if k in ZIGZAG_FORCED})
             declared = {k: v for k, v in declared.items() if k not in ZIGZAG_FORCED}
         if declared:
             kept.append((source, declared))
+    if dropped:
+        logger.info("dsv32-plugin: zigzag CP for DeepSeek-V3.2 runs on the plugin's DSA backend; not forcing %s "
+                    "(the host's zigzag requirements; its warning above does not apply)",
+                    ", ".join(f"{k}={v}" for k, v in dropped.items()))
     return kept
 
 

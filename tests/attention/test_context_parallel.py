@@ -182,3 +182,24 @@ def test_cp_ranks_equal_one_rank(kv_dtype, layout, monkeypatch):
         pool, ref = backend.token_to_kv_pool, one.token_to_kv_pool
         assert torch.equal(pool.kv_buffer[0].view(torch.uint8), ref.kv_buffer[0].view(torch.uint8))
         assert torch.equal(pool.index_k_cache[0].view(torch.uint8), ref.index_k_cache[0].view(torch.uint8))
+
+
+@pytest.mark.parametrize("strategy_name, layout", [("interleave", interleave_rows), ("zigzag", zigzag_rows)])
+def test_the_layouts_above_are_the_hosts(strategy_name, layout, monkeypatch):
+    """The host's strategies (``sglang.srt.layers.cp``) put the batch rows 0..T-1 where these tests put them;
+    ``cp_shard`` numbers rows the same way (the host's shard of ``1..T``, padding 0 -> -1)."""
+    import sglang.srt.layers.cp.padding as padding
+    from sglang.srt.layers.cp.interleave import InterleaveCPStrategy
+    from sglang.srt.layers.cp.zigzag import ZigzagCPStrategy
+
+    strategy_class = {"interleave": InterleaveCPStrategy, "zigzag": ZigzagCPStrategy}[strategy_name]
+    monkeypatch.setattr(padding, "get_cp_padding_align_size", lambda: CP * (2 if strategy_name == "zigzag" else 1))
+    lengths = [11, 6, 37]
+    for rank, want in enumerate(layout(lengths)):
+        monkeypatch.setattr(strategy_class, "cp_rank", rank)
+        strategy = strategy_class(CP)
+        metadata = strategy.build_metadata(sum(lengths), None, lengths)
+        padding.pad_logical_token_to_physical(metadata)
+        numbers = torch.arange(1, sum(lengths) + 1)
+        got = strategy.shard_hidden_states(numbers, SimpleNamespace(attn_cp_metadata=metadata)) - 1
+        assert got.tolist() == want.tolist()
