@@ -15,6 +15,9 @@ The host's ``DSATokenToKVPool`` asserts ``index_head_dim == 128`` and sizes
 its constructor and owns the indexer storage; slot ids are shared with the
 MLA cache (``page = slot // 64``). Every cache write and read goes through the
 ``CacheOps`` that ``dispatch.select_cache_ops`` picks for the pool's device.
+Context-parallel prefill exchanges new rows in these formats
+(``encode_mla_rows`` / ``encode_index_k``, then ``store_mla_rows`` /
+``store_encoded_index_k``; ``context_parallel.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sglang.srt.mem_cache.memory_pool import DSATokenToKVPool, MLATokenToKVPool
 from dsv32_plugin.attention.cache_format import DSACacheFormat
 from dsv32_plugin.attention.dispatch import select_cache_ops
 from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
+from dsv32_plugin.kernels.reference import quantize_fp8_blockwise
 
 
 class DSAIndexedKVPool(DSATokenToKVPool):
@@ -100,7 +104,24 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         fmt = self.cache_format
         return self.cache_ops.dequantize_kv_fp8(rows, fmt.kv_lora_rank, fmt.rope_dim, dtype=dtype)
 
-    # -- context-parallel exchange: rows encoded as stored, gathered, then written
+    # -- indexer K cache -------------------------------------------------
+    def get_index_k_with_scale_buffer(self, layer_id: int) -> torch.Tensor:
+        """The layer's raw indexer cache (FP8 pages or exact float32 rows)."""
+        return self.index_k_cache[layer_id - self.start_layer]
+
+    @property
+    def index_k_with_scale_buffer(self):
+        return self.index_k_cache
+
+    def store_index_k(self, layer_id: int, slots: torch.Tensor, k: torch.Tensor, k_scale=None) -> None:
+        """Write keys ``k [N, D]`` (float, post-RoPE and Hadamard; or fp8 with ``k_scale``) at ``slots [N]``."""
+        self.cache_ops.store_index_k(self.get_index_k_with_scale_buffer(layer_id), slots, k, k_scale)
+
+    def gather_index_k(self, layer_id: int, slots: torch.Tensor):
+        """Keys at ``slots [N]``: ``(k [N, D], k_scale [N] fp32)``; fp8 keys, or float32 with scale 1."""
+        return self.cache_ops.gather_index_k(self.get_index_k_with_scale_buffer(layer_id), slots)
+
+    # -- context-parallel prefill: rows encoded as stored, all-gathered, then written
     def encode_mla_rows(self, c_kv: torch.Tensor, k_rope: torch.Tensor) -> torch.Tensor:
         """``[N, W]`` cache rows of ``[c_kv | k_rope]``, byte for byte what ``store_mla_kv`` writes.
 
@@ -126,8 +147,6 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         """
         if self.cache_format.index_exact:
             return k.float()
-        from dsv32_plugin.kernels.reference import quantize_fp8_blockwise
-
         keys, scale = quantize_fp8_blockwise(k.float(), block=k.shape[-1])
         return torch.cat([keys.view(torch.uint8), scale.view(torch.uint8)], dim=-1)
 
@@ -139,23 +158,6 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         keys = rows[:, :dim].contiguous().view(torch.float8_e4m3fn)
         scale = rows[:, dim:].contiguous().view(torch.float32).reshape(-1)
         return self.store_index_k(layer_id, slots, keys, scale)
-
-    # -- indexer K cache -------------------------------------------------
-    def get_index_k_with_scale_buffer(self, layer_id: int) -> torch.Tensor:
-        """The layer's raw indexer cache (FP8 pages or exact float32 rows)."""
-        return self.index_k_cache[layer_id - self.start_layer]
-
-    @property
-    def index_k_with_scale_buffer(self):
-        return self.index_k_cache
-
-    def store_index_k(self, layer_id: int, slots: torch.Tensor, k: torch.Tensor, k_scale=None) -> None:
-        """Write keys ``k [N, D]`` (float, post-RoPE and Hadamard; or fp8 with ``k_scale``) at ``slots [N]``."""
-        self.cache_ops.store_index_k(self.get_index_k_with_scale_buffer(layer_id), slots, k, k_scale)
-
-    def gather_index_k(self, layer_id: int, slots: torch.Tensor):
-        """Keys at ``slots [N]``: ``(k [N, D], k_scale [N] fp32)``; fp8 keys, or float32 with scale 1."""
-        return self.cache_ops.gather_index_k(self.get_index_k_with_scale_buffer(layer_id), slots)
 
     # -- host pool interface ---------------------------------------------
     def get_kv_size_bytes(self):

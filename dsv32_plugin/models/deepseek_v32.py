@@ -134,7 +134,11 @@ class DeepseekV32Model(nn.Module):
 
 
 class SharedEmbedHead:
-    """EAGLE's hand-over of ``model.embed_tokens`` and ``lm_head`` between target and draft."""
+    """``model.embed_tokens`` and ``lm_head`` as the host asks for them: EAGLE hands them over
+    between target and draft; the context-parallel runner embeds a whole batch, then shards it."""
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.embed_tokens
 
     def get_embed_and_head(self):
         return self.model.embed_tokens.weight, self.lm_head.weight
@@ -165,10 +169,6 @@ class DeepseekV32ForCausalLM(SharedEmbedHead, nn.Module):
             self.lm_head = PPMissingLayer()
         self.logits_processor = LogitsProcessor(config)
         self.capture_aux_hidden_states = False
-
-    def get_input_embeddings(self) -> nn.Module:
-        """The token embedding; the host's context-parallel runner embeds the whole batch, then shards it."""
-        return self.model.embed_tokens
 
     @property
     def start_layer(self) -> int:

@@ -8,7 +8,9 @@ laid out as the host's strategies lay them out (interleave: batch token i on ran
 i mod 2; zigzag: each request in 4 blocks, rank r holds blocks r and 3 - r; both
 padded with -1 rows to an equal share). Each rank must return, for its rows, the
 one-rank top-k and output (padding rows: nothing selected, output 0), and end with
-caches byte-equal to the one-rank caches, in every cache format.
+caches byte-equal to the one-rank caches, in every cache format. On CPU the reference
+kernels and cache writers run; the GPU case runs the ``triton`` kernels and the Triton
+cache writers (the ones a GPU server uses for CP's encoding and for one-rank stores).
 """
 
 from __future__ import annotations
@@ -33,16 +35,19 @@ PREFIX, NEW = 64, (37, 23)  # request 1: prefix + 37 new tokens; request 2: 23 n
 FIRST_SLOT = (64, 256)  # page-aligned slots of each request's position 0
 KV_DTYPES = [pytest.param(torch.float32, id="float32-exact"), pytest.param(torch.bfloat16, id="bf16-fp8-indexer"),
              pytest.param(torch.float8_e4m3fn, id="fp8-kv")]
+CASES = [pytest.param("cpu", dtype.values[0], id=f"cpu-{dtype.id}") for dtype in KV_DTYPES] + [
+    pytest.param("cuda", dtype.values[0], id=f"cuda-triton-{dtype.id}", marks=pytest.mark.gpu)
+    for dtype in KV_DTYPES[1:]]  # CUDA: FP8 indexer cache (the exact one is the reference's, CPU only)
 
 
-def make_backend(kv_dtype: torch.dtype) -> DSABackend:
+def make_backend(kv_dtype: torch.dtype, device: str) -> DSABackend:
     width = DL + R if kv_dtype != torch.float8_e4m3fn else DL + 4 + 2 * R
-    pool = DSAIndexedKVPool(512, 64, DL, kv_dtype, R, 1, "cpu", DI, False, width)
-    req_to_token = torch.zeros(3, 512, dtype=torch.int32)
+    pool = DSAIndexedKVPool(512, 64, DL, kv_dtype, R, 1, device, DI, False, width)
+    req_to_token = torch.zeros(3, 512, dtype=torch.int32, device=device)
     for req, first in enumerate(FIRST_SLOT, start=1):
         req_to_token[req, :192] = torch.arange(first, first + 192)
     runner = SimpleNamespace(
-        token_to_kv_pool=pool, req_to_token_pool=SimpleNamespace(req_to_token=req_to_token), device="cpu",
+        token_to_kv_pool=pool, req_to_token_pool=SimpleNamespace(req_to_token=req_to_token), device=device,
         model_config=SimpleNamespace(hf_config=SimpleNamespace(index_topk=TOPK, kv_lora_rank=DL, qk_rope_head_dim=R)),
         dtype=torch.float32, kv_cache_dtype=kv_dtype,
         kv_cache_dtype_str="fp8_e4m3" if kv_dtype == torch.float8_e4m3fn else "auto",
@@ -50,26 +55,27 @@ def make_backend(kv_dtype: torch.dtype) -> DSABackend:
     return DSABackend(runner)
 
 
-def inputs(tokens: int, seed: int, dtype: torch.dtype):
+def inputs(tokens: int, seed: int, dtype: torch.dtype, device: str):
     g = torch.Generator().manual_seed(seed)
     shapes = {"q": (tokens, HEADS, DL), "q_rope": (tokens, HEADS, R), "c_kv": (tokens, 1, DL),
               "k_rope": (tokens, 1, R), "iq": (tokens, HI, DI), "ik": (tokens, DI), "w": (tokens, HI)}
-    return {name: torch.randn(*shape, generator=g).to(dtype if name != "w" else torch.float32)
+    return {name: torch.randn(*shape, generator=g).to(device, dtype if name != "w" else torch.float32)
             for name, shape in shapes.items()}
 
 
-def extend_batch(reqs: list[int], starts: list[int], lengths: list[int]):
+def extend_batch(reqs: list[int], starts: list[int], lengths: list[int], device: str):
     positions = torch.cat([torch.arange(s, s + n) for s, n in zip(starts, lengths)])
     slots = torch.cat([torch.arange(FIRST_SLOT[r - 1] + s, FIRST_SLOT[r - 1] + s + n)
                        for r, s, n in zip(reqs, starts, lengths)])
-    return SimpleNamespace(forward_mode=ForwardMode.EXTEND, batch_size=len(reqs), positions=positions,
-                           extend_seq_lens=torch.tensor(lengths), req_pool_indices=torch.tensor(reqs),
-                           out_cache_loc=slots)
+    return SimpleNamespace(forward_mode=ForwardMode.EXTEND, batch_size=len(reqs), positions=positions.to(device),
+                           extend_seq_lens=torch.tensor(lengths, device=device),
+                           req_pool_indices=torch.tensor(reqs, device=device), out_cache_loc=slots.to(device))
 
 
 def run_layer(backend, batch, x, rows: torch.Tensor | None = None):
     """One DSA layer over ``x``'s rows (``rows``: this rank's batch rows, -1 padding); (top-k, output)."""
     if rows is not None:
+        rows = rows.to(x["q"].device)
         x = {name: torch.where((rows >= 0).view(-1, *[1] * (t.dim() - 1)), t[rows.clamp_min(0)], 0)
              for name, t in x.items()}
     n = x["q"].shape[0]
@@ -118,6 +124,7 @@ class Exchange:
             total = sum(int((rows >= 0).sum()) for rows in self.rank_rows)
             full = local.new_zeros(total, *local.shape[1:])
             for rows, part in zip(self.rank_rows, self.posted):
+                rows = rows.to(local.device)
                 full[rows[rows >= 0]] = part[: len(rows)][rows >= 0]
             self.barrier.wait()  # everyone has read the posts before the next gather overwrites them
             return full
@@ -125,23 +132,24 @@ class Exchange:
         return gather
 
 
-def cached_prefix(kv_dtype, prefix_x):
-    backend = make_backend(kv_dtype)
-    batch = extend_batch([1], [0], [PREFIX])
+def cached_prefix(kv_dtype, prefix_x, device):
+    backend = make_backend(kv_dtype, device)
+    batch = extend_batch([1], [0], [PREFIX], device)
     backend.init_forward_metadata(batch)
     run_layer(backend, batch, prefix_x)
     return backend
 
 
 @pytest.mark.parametrize("layout", [interleave_rows, zigzag_rows], ids=["interleave", "zigzag"])
-@pytest.mark.parametrize("kv_dtype", KV_DTYPES)
-def test_cp_ranks_equal_one_rank(kv_dtype, layout, monkeypatch):
-    monkeypatch.setattr(dispatch, "configured_backends", lambda: (None, None))
+@pytest.mark.parametrize("device, kv_dtype", CASES)
+def test_cp_ranks_equal_one_rank(device, kv_dtype, layout, monkeypatch):
+    kernels = "triton" if device == "cuda" else None
+    monkeypatch.setattr(dispatch, "configured_backends", lambda: (kernels, kernels))
     data_dtype = torch.float32 if kv_dtype == torch.float32 else torch.bfloat16
-    prefix_x, x = inputs(PREFIX, 0, data_dtype), inputs(sum(NEW), 1, data_dtype)
-    batch = lambda: extend_batch([1, 2], [PREFIX, 0], list(NEW))  # noqa: E731
+    prefix_x, x = inputs(PREFIX, 0, data_dtype, device), inputs(sum(NEW), 1, data_dtype, device)
+    batch = lambda: extend_batch([1, 2], [PREFIX, 0], list(NEW), device)  # noqa: E731
 
-    one = cached_prefix(kv_dtype, prefix_x)
+    one = cached_prefix(kv_dtype, prefix_x, device)
     one.init_forward_metadata(batch())
     want_topk, want_out = run_layer(one, batch(), x)
     assert (want_topk >= 0).sum(1).max() == TOPK  # the sparse path runs
@@ -149,12 +157,12 @@ def test_cp_ranks_equal_one_rank(kv_dtype, layout, monkeypatch):
     rank_rows = layout(list(NEW))
     assert sorted(torch.cat(rank_rows)[torch.cat(rank_rows) >= 0].tolist()) == list(range(sum(NEW)))
     exchange = Exchange(rank_rows)
-    ranks = [cached_prefix(kv_dtype, prefix_x) for _ in range(CP)]
+    ranks = [cached_prefix(kv_dtype, prefix_x, device) for _ in range(CP)]
     results: list = [None] * CP
     errors: list = []
 
     for rank, backend in enumerate(ranks):  # metadata needs no collective: built here, one rank after the other
-        shard = CPShard(rank_rows[rank], exchange.gather_for(rank))
+        shard = CPShard(rank_rows[rank].to(device), exchange.gather_for(rank))
         monkeypatch.setattr(backend_module, "cp_shard", lambda fb, shard=shard: shard)
         backend.init_forward_metadata(batch())
 
@@ -175,6 +183,7 @@ def test_cp_ranks_equal_one_rank(kv_dtype, layout, monkeypatch):
 
     as_sets = lambda t: [set(r.tolist()) for r in t]  # noqa: E731
     for rows, (topk, out), backend in zip(rank_rows, results, ranks):
+        rows = rows.to(device)
         real = rows >= 0
         assert as_sets(topk[real]) == as_sets(want_topk[rows[real]])
         torch.testing.assert_close(out[real], want_out[rows[real]], rtol=1e-5, atol=1e-5)
