@@ -54,13 +54,11 @@ class DeepseekV32MTPModel(nn.Module):
         self.shared_head = nn.Module()
         self.shared_head.norm = RMSNorm(h, eps=config.rms_norm_eps)
 
-    def forward(self, input_ids, positions, forward_batch, previous_hidden: torch.Tensor | None = None,
-                input_embeds: torch.Tensor | None = None):
-        """``previous_hidden`` defaults to the EAGLE input's (``spec_info.hidden_states``); the host's
-        context-parallel runner passes this rank's rows of the embeddings and has sharded that too."""
+    def forward(self, input_ids, positions, forward_batch, input_embeds: torch.Tensor | None = None):
+        """``h_t``: the EAGLE input's ``spec_info.hidden_states``. The host's context-parallel runner
+        passes this rank's rows of the embeddings as ``input_embeds`` and has sharded those too."""
         hidden = self.embed_tokens(input_ids) if input_embeds is None else input_embeds
-        if previous_hidden is None:
-            previous_hidden = forward_batch.spec_info.hidden_states
+        previous_hidden = forward_batch.spec_info.hidden_states
         if hidden.shape[0]:
             joined = torch.cat([self.enorm(hidden), self.hnorm(previous_hidden.to(hidden.dtype))], dim=-1)
             hidden = self.eh_proj(joined)[0]
