@@ -29,6 +29,7 @@ STEPS: tuple[str, ...] = (
     "dsv32_plugin.hooks.attention:install",
     "dsv32_plugin.hooks.server_args:install",
     "dsv32_plugin.hooks.parallel_layout:install",
+    "dsv32_plugin.hooks.context_parallel:install",
     "dsv32_plugin.hooks.prefill_graphs:install",
 )
 

@@ -201,8 +201,6 @@ REFUSED = {
     "--nsa-prefill-backend tilelang": ("--dsa-prefill-backend tilelang", "Choices that work on this machine"),
     # ModelOpt NVFP4 weights: the plugin's model loads bf16 and FP8 block-scaled checkpoints.
     "--quantization modelopt_fp4": ("--quantization modelopt_fp4", "SGLANG_PLUGINS=none"),
-    # The host's own check (sglang/srt/arg_groups/parallel_hook.py) until the DSA backend does zigzag CP.
-    "--nsa-prefill-cp-mode in-seq-split": ("--cp-strategy zigzag", "use interleave"),
 }
 
 def cookbook_commands() -> list[dict]:
@@ -247,7 +245,7 @@ def test_the_cookbook_text_holds_every_command():
 
 def test_refused_commands_name_the_flag_and_the_way_out(resolved):
     refused = [(job, result) for job, result in resolved if refusal_for(job["text"])]
-    assert len(refused) == 3
+    assert len(refused) == 2
     for job, result in refused:
         flag, way_out = refusal_for(job["text"])
         assert "error" in result, job["text"]
@@ -256,6 +254,6 @@ def test_refused_commands_name_the_flag_and_the_way_out(resolved):
 
 def test_the_others_resolve_to_the_plugin_with_every_flag_kept(resolved):
     served = [(job, result) for job, result in resolved if not refusal_for(job["text"])]
-    assert len(served) == 18
+    assert len(served) == 19
     for job, result in served:
         assert_plugin_serves(job["text"], result)

@@ -16,7 +16,9 @@ Batches whose requests all have the same number of rows (decode, EAGLE target
 verify, draft extend) run the paged kernels over the caches (``PagedMetadata``),
 eagerly or replayed from CUDA graphs (``graph_buffers.py``); extend and chunked
 prefill gather the requests' KV into a ragged buffer for the prefill kernels
-(``RaggedMetadata``, eager only). Kernels come only from
+(``RaggedMetadata``, eager only). A context-parallel extend (``--enable-prefill-cp``)
+runs this rank's rows against the whole context: the new keys of all CP ranks
+are gathered into the caches first (``context_parallel.py``). Kernels come only from
 ``dsv32_plugin.attention.dispatch``; H is the local head count
 (``layer.tp_q_head_num``) and the batch the local one under DP attention.
 """
@@ -28,6 +30,7 @@ import logging
 import torch
 from sglang.srt.layers.attention.base_attn_backend import AttentionBackend
 
+from dsv32_plugin.attention.context_parallel import cp_shard
 from dsv32_plugin.attention.graph_buffers import GraphBuffers
 from dsv32_plugin.attention.metadata import (
     PagedMetadata,
@@ -80,13 +83,19 @@ class DSABackend(AttentionBackend):
 
     # -- metadata: eager ---------------------------------------------------
     def init_forward_metadata(self, forward_batch):
-        """Eager metadata: paged for uniform batches, ragged for extend; None for an empty batch."""
+        """Eager metadata: paged for uniform batches, ragged for extend; None for an empty batch.
+
+        A context-parallel extend builds the ragged metadata of the whole batch (the
+        host calls this before it shards the rows) and keeps this rank's rows of it.
+        """
         if forward_batch.forward_mode.is_idle() or forward_batch.batch_size == 0:
             self.forward_metadata = None
         elif (rows := uniform_rows(forward_batch)) is not None:
             self.forward_metadata = build_paged_metadata(forward_batch, self.req_to_token, rows)
         else:
-            self.forward_metadata = build_ragged_metadata(forward_batch, self.req_to_token, self.index_topk)
+            md = build_ragged_metadata(forward_batch, self.req_to_token, self.index_topk)
+            shard = cp_shard(forward_batch)
+            self.forward_metadata = md if shard is None else shard.restrict(md)
 
     # -- metadata: CUDA graphs (graph_buffers.py) --------------------------
     def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int, share_pages_with: GraphBuffers | None = None):
@@ -127,7 +136,10 @@ class DSABackend(AttentionBackend):
         if md is None:  # an idle DP-attention rank runs padding rows: nothing to select (attention skips them)
             return torch.full((q.shape[0], self.index_topk), -1, dtype=torch.int32, device=q.device)
         pool = self.token_to_kv_pool
-        pool.store_index_k(layer_id, forward_batch.out_cache_loc, k)
+        if isinstance(md, RaggedMetadata) and md.cp is not None:
+            md.cp.store_index_k(pool, layer_id, forward_batch.out_cache_loc, k)
+        else:
+            pool.store_index_k(layer_id, forward_batch.out_cache_loc, k)
         if isinstance(md, RaggedMetadata) and md.dense:
             return causal_positions(md.row_kv_len, self.index_topk)
         if self.cache_format.index_exact:
@@ -166,7 +178,9 @@ class DSABackend(AttentionBackend):
                        topk_indices=None, **_):
         md = self.forward_metadata
         pool = self.token_to_kv_pool
-        if save_kv_cache:
+        if save_kv_cache and isinstance(md, RaggedMetadata) and md.cp is not None:
+            md.cp.store_mla_kv(pool, layer.layer_id, forward_batch.out_cache_loc, k, k_rope)
+        elif save_kv_cache:
             pool.store_mla_kv(layer.layer_id, forward_batch.out_cache_loc, k, k_rope)
         query = self._query(q, q_rope, layer)
         if isinstance(md, PagedMetadata):  # target verify, draft extend

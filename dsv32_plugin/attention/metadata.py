@@ -15,7 +15,9 @@ request-local positions ``[0, position + 1)``. Two layouts carry that:
   requests' positions ``[0, req_kv_len[b])`` are concatenated into a ragged
   buffer, request b at offset ``cu_kv[b]``; ``ragged_slots [S]`` holds their
   cache slots and row t attends buffer rows ``[k_start[t], k_end[t])``. Sizes
-  depend on the data: eager only.
+  depend on the data: eager only. Under context-parallel prefill the buffer
+  holds all requests' keys as without CP, and the per-row fields hold only this
+  rank's query rows (``cp``: the ``CPShard`` of ``context_parallel.py``).
 
 A 64-token page of a request is one page of the cache (sglang's page-size-64
 allocator), so position p of request b lives in slot
@@ -25,10 +27,14 @@ allocator), so position p of request b lives in slot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
+
+if TYPE_CHECKING:
+    from dsv32_plugin.attention.context_parallel import CPShard
 
 
 @dataclass
@@ -50,6 +56,7 @@ class RaggedMetadata:
     k_start: torch.Tensor  # [T] int64
     k_end: torch.Tensor  # [T] int64
     dense: bool  # every row sees at most index_topk keys: top-k = all causal positions
+    cp: CPShard | None = None  # context-parallel extend: the rows are this rank's (row_kv_len..k_end [Tl])
 
 
 def uniform_rows(forward_batch) -> int | None:

@@ -15,6 +15,9 @@ The host's ``DSATokenToKVPool`` asserts ``index_head_dim == 128`` and sizes
 its constructor and owns the indexer storage; slot ids are shared with the
 MLA cache (``page = slot // 64``). Every cache write and read goes through the
 ``CacheOps`` that ``dispatch.select_cache_ops`` picks for the pool's device.
+Context-parallel prefill exchanges new rows in these formats
+(``encode_mla_rows`` / ``encode_index_k``, then ``store_mla_rows`` /
+``store_encoded_index_k``; ``context_parallel.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sglang.srt.mem_cache.memory_pool import DSATokenToKVPool, MLATokenToKVPool
 from dsv32_plugin.attention.cache_format import DSACacheFormat
 from dsv32_plugin.attention.dispatch import select_cache_ops
 from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
+from dsv32_plugin.kernels.reference import quantize_fp8_blockwise
 
 
 class DSAIndexedKVPool(DSATokenToKVPool):
@@ -116,6 +120,44 @@ class DSAIndexedKVPool(DSATokenToKVPool):
     def gather_index_k(self, layer_id: int, slots: torch.Tensor):
         """Keys at ``slots [N]``: ``(k [N, D], k_scale [N] fp32)``; fp8 keys, or float32 with scale 1."""
         return self.cache_ops.gather_index_k(self.get_index_k_with_scale_buffer(layer_id), slots)
+
+    # -- context-parallel prefill: rows encoded as stored, all-gathered, then written
+    def encode_mla_rows(self, c_kv: torch.Tensor, k_rope: torch.Tensor) -> torch.Tensor:
+        """``[N, W]`` cache rows of ``[c_kv | k_rope]``, byte for byte what ``store_mla_kv`` writes.
+
+        uint8 FP8-packed rows (656 bytes for V3.2) or the cache dtype's values: the
+        writer itself encodes them, into N one-slot pages.
+        """
+        kv = torch.cat([c_kv.reshape(c_kv.shape[0], -1), k_rope.reshape(k_rope.shape[0], -1)], dim=-1)
+        width = self.cache_format.kv_row_width
+        rows = torch.empty(kv.shape[0], 1, width, dtype=self.kv_buffer[0].dtype, device=kv.device)
+        self.cache_ops.store_mla_kv(rows, torch.arange(kv.shape[0], device=kv.device), kv)
+        return rows.view(kv.shape[0], width)
+
+    def store_mla_rows(self, layer_id: int, slots: torch.Tensor, rows: torch.Tensor) -> None:
+        """Write ``encode_mla_rows`` output ``[N, W]`` at ``slots [N]``."""
+        self.mla_pages(layer_id).view(-1, self.cache_format.kv_row_width)[slots.long()] = rows
+
+    def encode_index_k(self, k: torch.Tensor) -> torch.Tensor:
+        """Keys ``k [N, D]`` as the indexer cache stores them, one row per key.
+
+        Exact cache: float32 ``[N, D]``. FP8 pages: uint8 ``[N, D + 4]``, the e4m3 key
+        bytes then its fp32 scale (``quantize_fp8_blockwise`` over D, byte-exact with
+        the fused quantisation of ``store_index_k``).
+        """
+        if self.cache_format.index_exact:
+            return k.float()
+        keys, scale = quantize_fp8_blockwise(k.float(), block=k.shape[-1])
+        return torch.cat([keys.view(torch.uint8), scale.view(torch.uint8)], dim=-1)
+
+    def store_encoded_index_k(self, layer_id: int, slots: torch.Tensor, rows: torch.Tensor) -> None:
+        """Write ``encode_index_k`` output at ``slots [N]``."""
+        if self.cache_format.index_exact:
+            return self.store_index_k(layer_id, slots, rows)
+        dim = self.index_head_dim
+        keys = rows[:, :dim].contiguous().view(torch.float8_e4m3fn)
+        scale = rows[:, dim:].contiguous().view(torch.float32).reshape(-1)
+        return self.store_index_k(layer_id, slots, keys, scale)
 
     # -- host pool interface ---------------------------------------------
     def get_kv_size_bytes(self):

@@ -96,15 +96,11 @@ def _check(choice: Choice) -> None:
             f"--tools: {variant.model_path} does not call tools (a reasoning-only model); drop --tools, or "
             "use --variant v3.2 for tool calling"
         )
-    if choice.cp == "in-seq-split":
-        raise Refused(
-            "--cp in-seq-split (--cp-strategy zigzag): sglang 0.5.23 refuses zigzag context parallelism for "
-            "DeepSeek-V3.2 at start-up; use --cp round-robin-split"
-        )
     if choice.cp and choice.strategy != "tp":
         raise Refused(
-            f"--cp {choice.cp} with --strategy {choice.strategy}: round-robin context parallelism cannot be "
-            "combined with DP attention (DeepSeek-V3.2 cookbook §3.7.2); use --strategy tp"
+            f"--cp {choice.cp} with --strategy {choice.strategy}: the CP width is --tp / --dp, and this "
+            "strategy gives every GPU its own attention rank (--dp = --tp), leaving none to split a sequence "
+            "over (round-robin CP cannot use DP attention at all: cookbook §3.7.2); use --strategy tp"
         )
     if choice.cp and choice.pd == "decode":
         raise Refused("--cp splits prefill work; a --pd decode server does no prefill: put --cp on the prefill server")

@@ -134,7 +134,11 @@ class DeepseekV32Model(nn.Module):
 
 
 class SharedEmbedHead:
-    """EAGLE's hand-over of ``model.embed_tokens`` and ``lm_head`` between target and draft."""
+    """``model.embed_tokens`` and ``lm_head`` as the host asks for them: EAGLE hands them over
+    between target and draft; the context-parallel runner embeds a whole batch, then shards it."""
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.embed_tokens
 
     def get_embed_and_head(self):
         return self.model.embed_tokens.weight, self.lm_head.weight

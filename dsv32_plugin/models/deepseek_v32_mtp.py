@@ -54,8 +54,11 @@ class DeepseekV32MTPModel(nn.Module):
         self.shared_head = nn.Module()
         self.shared_head.norm = RMSNorm(h, eps=config.rms_norm_eps)
 
-    def forward(self, input_ids, positions, forward_batch, previous_hidden: torch.Tensor):
-        hidden = self.embed_tokens(input_ids)
+    def forward(self, input_ids, positions, forward_batch, input_embeds: torch.Tensor | None = None):
+        """``h_t``: the EAGLE input's ``spec_info.hidden_states``. The host's context-parallel runner
+        passes this rank's rows of the embeddings as ``input_embeds`` and has sharded those too."""
+        hidden = self.embed_tokens(input_ids) if input_embeds is None else input_embeds
+        previous_hidden = forward_batch.spec_info.hidden_states
         if hidden.shape[0]:
             joined = torch.cat([self.enorm(hidden), self.hnorm(previous_hidden.to(hidden.dtype))], dim=-1)
             hidden = self.eh_proj(joined)[0]
@@ -78,10 +81,11 @@ class DeepseekV32MTP(SharedEmbedHead, nn.Module):
         self.lm_head = ParallelLMHead(config.vocab_size, config.hidden_size,
                                       use_attn_tp_group=get_parallel().enable_dp_lm_head)
         self.logits_processor = LogitsProcessor(config)
+        self.pp_group = get_parallel().pp_group  # the host's context-parallel runner asks
 
     @torch.no_grad()
     def forward(self, input_ids, positions, forward_batch, **_):
-        hidden = self.model(input_ids, positions, forward_batch, forward_batch.spec_info.hidden_states)
+        hidden = self.model(input_ids, positions, forward_batch)
         return self.logits_processor(input_ids, hidden, self.lm_head, forward_batch)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:

@@ -25,6 +25,7 @@ import dsv32_plugin.attention.dispatch as dispatch
 from dsv32_plugin.attention.backend import DSABackend
 from dsv32_plugin.attention.pool import DSAIndexedKVPool
 from dsv32_plugin.kernels.layout import fp8_row_bytes
+from fake_runner import fake_model_runner
 
 PAGE = 64
 MODES = {"decode": ForwardMode.DECODE, "verify": ForwardMode.TARGET_VERIFY, "draft_extend": ForwardMode.DRAFT_EXTEND_V2}
@@ -77,16 +78,8 @@ class Scene:
     def runner(self, monkeypatch, kernels: str | None = None, dtype=torch.float32):
         """The model-runner fields a DSA backend reads; ``kernels`` is the --dsa-*-backend value."""
         monkeypatch.setattr(dispatch, "configured_backends", lambda: (kernels, kernels))
-        return SimpleNamespace(
-            token_to_kv_pool=self.pool, req_to_token_pool=SimpleNamespace(req_to_token=self.req_to_token),
-            device=str(self.device), dtype=dtype, kv_cache_dtype=self.kv_dtype,
-            kv_cache_dtype_str="fp8_e4m3" if self.kv_dtype == torch.float8_e4m3fn else "auto",
-            model_config=SimpleNamespace(
-                hf_config=SimpleNamespace(index_topk=self.dims.topk, kv_lora_rank=self.dims.kv_lora_rank,
-                                          qk_rope_head_dim=self.dims.rope),
-                context_len=self.req_to_token.shape[1],
-            ),
-        )
+        return fake_model_runner(self.pool, self.req_to_token, topk=self.dims.topk,
+                                 kv_lora_rank=self.dims.kv_lora_rank, rope=self.dims.rope, dtype=dtype)
 
     def backend(self, monkeypatch, kernels: str | None = None, dtype=torch.float32) -> DSABackend:
         return DSABackend(self.runner(monkeypatch, kernels, dtype))

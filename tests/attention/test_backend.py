@@ -19,6 +19,7 @@ from sglang.srt.model_executor.forward_batch_info import ForwardMode
 import dsv32_plugin.attention.dispatch as dispatch
 from dsv32_plugin.attention.backend import DSABackend
 from dsv32_plugin.attention.pool import DSAIndexedKVPool
+from fake_runner import fake_model_runner
 
 HEADS, DL, R, DI, HI, TOPK, SEQ = 2, 128, 32, 64, 4, 16, 80
 SCALE = 0.2
@@ -30,14 +31,7 @@ def make_backend(kv_dtype: torch.dtype, monkeypatch, kernels: str | None = None)
     pool = DSAIndexedKVPool(256, 64, DL, kv_dtype, R, 1, "cpu", DI, False, width)
     req_to_token = torch.zeros(2, 512, dtype=torch.int32)
     req_to_token[1, :SEQ] = torch.arange(64, 64 + SEQ)  # slots of request 1 (page-aligned)
-    runner = SimpleNamespace(
-        token_to_kv_pool=pool, req_to_token_pool=SimpleNamespace(req_to_token=req_to_token), device="cpu",
-        model_config=SimpleNamespace(hf_config=SimpleNamespace(index_topk=TOPK, kv_lora_rank=DL, qk_rope_head_dim=R),
-                                     context_len=req_to_token.shape[1]),
-        dtype=torch.float32, kv_cache_dtype=kv_dtype,
-        kv_cache_dtype_str="fp8_e4m3" if kv_dtype == torch.float8_e4m3fn else "auto",
-    )
-    return DSABackend(runner)
+    return DSABackend(fake_model_runner(pool, req_to_token, topk=TOPK, kv_lora_rank=DL, rope=R))
 
 
 def inputs(seed=0, dtype=torch.float32):

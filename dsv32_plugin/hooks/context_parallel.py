@@ -1,0 +1,169 @@
+"""Context-parallel prefill for DeepSeek-V3.2: both host strategies, refusals, the CPU runner.
+
+The host's CP machinery (``--enable-prefill-cp --cp-strategy interleave|zigzag``,
+the width ``attn_cp_size = tp / attn_dp`` its DeepSeek override sets) shards the
+tokens and the layer boundaries move them; the plugin's DSA backend does the
+attention (``attention/context_parallel.py``). Three hooks, V3.2 only (docs/hooks.md):
+
+1. ``parallel_hook.handle_context_parallelism`` (AROUND): refuse, in one line
+   naming the flags, a CP width that does not divide the ranks, a prefill
+   attention backend other than the plugin's DSA backend, and a missing
+   ``--cp-strategy``; and let ``zigzag`` through the host's by-name refusal of
+   V3.2 zigzag (its own DSA backend has no zigzag path; the plugin's has).
+2. ``overrides.collect_model_override_declarations`` (AROUND): for zigzag the
+   host's DeepSeek override forces ``moe_a2a_backend=deepep``, ``ep_size=tp`` and
+   ``moe_dense_tp_size=1`` (what its own zigzag path needs); the plugin's MoE runs
+   CP batches on the boundary's gathered rows and needs none of them, and DeepEP
+   cannot run on a CPU, so those three leave V3.2's declarations and the flags
+   given (or their defaults) stand.
+3. ``EagerRunner._execute_extend_cp`` (AROUND), CPU only: the runner asks
+   ``torch.cuda.current_stream()`` for the last hidden-state gather, which neither
+   strategy uses; without CUDA it answers None for that call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from dsv32_plugin.hooks import ledger
+from dsv32_plugin.hooks.models import is_v32
+
+CONTEXT_PARALLELISM = "sglang.srt.arg_groups.parallel_hook.handle_context_parallelism"
+MODEL_DECLARATIONS = "sglang.srt.arg_groups.overrides.collect_model_override_declarations"
+CP_RUNNER = "sglang.srt.model_executor.runner.eager_runner.EagerRunner._execute_extend_cp"
+_SOURCE = "dsv32_plugin.hooks.context_parallel"
+# What the host's DeepSeek override forces for zigzag (model_overrides/deepseek_v2.py).
+ZIGZAG_FORCED = ("moe_a2a_backend", "ep_size", "moe_dense_tp_size")
+DSA_BACKEND_NAMES = ("dsa", "nsa")
+
+logger = logging.getLogger("dsv32_plugin")
+
+
+def _served(server_args: Any) -> bool:
+    from sglang.srt.arg_groups.overrides import model_config_of
+
+    return is_v32(model_config_of(server_args).hf_config)
+
+
+def cp_problems(view: Any) -> list[str]:
+    """Why V3.2 cannot run this context-parallel layout (empty: it can); each names the flags."""
+    from sglang.srt.arg_groups.model_override_base import attention_backends_of
+
+    problems = []
+    if view.cp_strategy is None:
+        problems.append("--enable-prefill-cp needs --cp-strategy interleave (round-robin-split) or zigzag "
+                        "(in-seq-split)")
+    cp, dp, tp = view.attn_cp_size, view.attn_dp_size, view.tp_size
+    if cp > 1 and tp % (cp * dp):
+        problems.append(f"the context-parallel width {cp} (--attn-cp-size, or --tp / --attn-dp-size) times "
+                        f"--attn-dp-size {dp} does not divide the --tp {tp} ranks; choose --attn-cp-size dividing "
+                        f"{tp // dp if tp % dp == 0 else tp}")
+    prefill_backend = attention_backends_of(view)[0]
+    if prefill_backend not in DSA_BACKEND_NAMES:
+        problems.append(f"--enable-prefill-cp: the {prefill_backend} prefill attention backend cannot run "
+                        "DeepSeek-V3.2's context-parallel prefill; use --attention-backend dsa (dsv32-plugin's "
+                        "DSA backend, every --dsa-prefill-backend)")
+    return problems
+
+
+# -- 1. refusals, and zigzag for V3.2 ----------------------------------------
+
+
+def _around_context_parallelism(original, server_args: Any) -> None:
+    from sglang.srt.arg_groups.overrides import declare_resolution, resolved_view, resolving_view
+
+    from dsv32_plugin.refusal import StartupRefusal
+
+    cfg = resolving_view(server_args)
+    if not cfg.enable_prefill_cp or not _served(server_args):
+        return original(server_args)
+    problems = cp_problems(resolved_view(server_args))
+    if problems:
+        raise StartupRefusal("; ".join(problems))
+    if cfg.cp_strategy != "zigzag":
+        return original(server_args)
+    # The host refuses V3.2 + zigzag by name; it reads the strategy nowhere else
+    # in this step but to build its per-process strategy, rebuilt below.
+    declare_resolution(server_args, _SOURCE, cp_strategy="interleave")
+    try:
+        original(server_args)
+    finally:
+        declare_resolution(server_args, _SOURCE, cp_strategy="zigzag")
+    from sglang.srt.layers.cp.base import init_cp_strategy
+
+    init_cp_strategy(enable_prefill_cp=True, cp_size=resolved_view(server_args).attn_cp_size, cp_strategy="zigzag")
+
+
+# -- 2. zigzag without DeepEP --------------------------------------------------
+
+
+def _around_model_declarations(original, architecture: str, server_args: Any, hf_config: Any):
+    from sglang.srt.arg_groups.overrides import resolving_view
+
+    declarations = original(architecture, server_args, hf_config)
+    cfg = resolving_view(server_args)
+    if not (cfg.enable_prefill_cp and cfg.cp_strategy == "zigzag" and is_v32(hf_config)):
+        return declarations
+    kept, dropped = [], {}
+    for source, declared in declarations:
+        if source.endswith("_deepseek_family_overrides"):
+            dropped.update({k: v for k, v in declared.items() if k in ZIGZAG_FORCED})
+            declared = {k: v for k, v in declared.items() if k not in ZIGZAG_FORCED}
+        if declared:
+            kept.append((source, declared))
+    if dropped:
+        logger.info("dsv32-plugin: zigzag CP for DeepSeek-V3.2 runs on the plugin's DSA backend; not forcing %s "
+                    "(the host's zigzag requirements; its warning above does not apply)",
+                    ", ".join(f"{k}={v}" for k, v in dropped.items()))
+    return kept
+
+
+# -- 3. CPU: the runner's CUDA stream ------------------------------------------
+
+
+def _no_stream():
+    return None
+
+
+@contextlib.contextmanager
+def _current_stream_answers_none():
+    import torch
+
+    probe = torch.cuda.current_stream
+    torch.cuda.current_stream = _no_stream
+    try:
+        yield
+    finally:
+        torch.cuda.current_stream = probe
+
+
+def _around_cp_runner(original, *args, **kwargs):
+    import torch
+
+    if torch.cuda.is_available():
+        return original(*args, **kwargs)
+    with _current_stream_answers_none():
+        return original(*args, **kwargs)
+
+
+def install() -> None:
+    ledger.hook(
+        CONTEXT_PARALLELISM, _around_context_parallelism, "AROUND",
+        why="V3.2 + --enable-prefill-cp: refuse in one line a CP width not dividing --tp, a non-DSA prefill "
+        "attention backend, a missing --cp-strategy; pass zigzag, which the host refuses for V3.2 by name",
+        undo="drop the hook; zigzag is then refused for V3.2 and bad widths fail on the host's assert",
+    )
+    ledger.hook(
+        MODEL_DECLARATIONS, _around_model_declarations, "AROUND",
+        why="V3.2 + zigzag CP: drop the host's forced moe_a2a_backend=deepep, ep_size=tp, moe_dense_tp_size=1 "
+        "(its own zigzag path needs them; the plugin's does not, and DeepEP cannot run on CPU)",
+        undo="drop the hook; V3.2 zigzag then needs DeepEP (GPU only) and EP = TP",
+    )
+    ledger.hook(
+        CP_RUNNER, _around_cp_runner, "AROUND",
+        why="CPU: the host's CP extend runner calls torch.cuda.current_stream() for a gather that ignores the "
+        "stream; without CUDA it answers None during that call",
+        undo="drop the hook; context-parallel prefill then needs a GPU",
+    )
