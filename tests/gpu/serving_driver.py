@@ -40,6 +40,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import sys
 import tempfile
 import threading
@@ -208,6 +209,14 @@ def _read_logs(logs: pathlib.Path) -> dict:
     return {"standin": {k: sorted(v) for k, v in standin.items()}, "reports": reports}
 
 
+def _diagnostics(root: pathlib.Path, limit: int = 40) -> list[str]:
+    """Compiler diagnostics in the server logs (MLIR's ``error:``/``note:`` lines), which a Triton
+    ``PassManager::run failed`` prints long before the traceback that ``error`` keeps the end of."""
+    lines = [line for log in sorted(root.glob("server-*.log"))
+             for line in log.read_text(errors="replace").splitlines() if re.search(r"\b(error|note): |loc\(", line)]
+    return lines[:limit]
+
+
 def run_config(name: str, config: Config, checkpoint: pathlib.Path, workdir: pathlib.Path, launcher, env: dict,
                plan: Plan = GPU) -> dict:
     root = workdir / name
@@ -230,6 +239,7 @@ def run_config(name: str, config: Config, checkpoint: pathlib.Path, workdir: pat
     except BaseException as exc:  # pytest.fail in the launcher raises an OutcomeException
         result["ok"] = False
         result["error"] = f"{type(exc).__name__}: {exc}"[-6000:]
+        result["diagnostics"] = _diagnostics(root)
     result["total_s"] = round(time.monotonic() - start, 1)
     result.update(_read_logs(logs))
     return result

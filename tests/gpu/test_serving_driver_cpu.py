@@ -61,3 +61,14 @@ def test_compare_tells_rounding_from_divergence():
     far = compare(ref, run_of([[9, 2, 3], [4, 5, 6]], [[0.5] * 3] * 2))
     assert not far["ok"] and far["diverged"] == [{"run": "len5-bs2", "seq": 0, "position": 0, "top2_gap": 0.5}]
     assert not compare(ref, {"runs": {}})["ok"]
+
+
+def test_a_failed_server_keeps_the_compiler_diagnostics(tmp_path):
+    (tmp_path / "server-1.log").write_text(
+        "loading\n"
+        'loc("sparse_mla_core.py":90:20): error: failed to legalize operation \'tt.dot\'\n'
+        "note: see current operation\n"
+        + "traceback line\n" * 500 + "RuntimeError: PassManager::run failed\n")
+    assert serving_driver._diagnostics(tmp_path) == [
+        'loc("sparse_mla_core.py":90:20): error: failed to legalize operation \'tt.dot\'',
+        "note: see current operation"]
