@@ -6,32 +6,12 @@ zigzag path, and bad layouts are refused with a ``StartupRefusal`` naming the fl
 """
 
 import argparse
-import os
 
 import pytest
 
 from dsv32_plugin.refusal import StartupRefusal
 
 CP_FIELDS = ("attn_cp_size", "cp_strategy", "moe_a2a_backend", "ep_size", "moe_dense_tp_size", "attention_backend")
-
-
-@pytest.fixture(scope="module")
-def host():
-    if "dsv32" not in os.environ.get("SGLANG_PLUGINS", "dsv32").split(","):
-        pytest.skip("SGLANG_PLUGINS filters the plugin out")
-    from sglang.srt.plugins import load_plugins
-
-    load_plugins()
-    from sglang.srt import server_args
-
-    return server_args
-
-
-@pytest.fixture(scope="module")
-def tiny_v32(tmp_path_factory):
-    from dsv32_plugin.testing import make_tiny_checkpoint
-
-    return str(make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_v32")))
 
 
 def resolve(host, model, *extra):

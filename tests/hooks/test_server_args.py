@@ -32,25 +32,6 @@ RESOLVED_FIELDS = (
 
 
 @pytest.fixture(scope="module")
-def host():
-    if "dsv32" not in os.environ.get("SGLANG_PLUGINS", "dsv32").split(","):
-        pytest.skip("SGLANG_PLUGINS filters the plugin out")
-    from sglang.srt.plugins import load_plugins
-
-    load_plugins()
-    from sglang.srt import server_args
-
-    return server_args
-
-
-@pytest.fixture(scope="module")
-def tiny_v32(tmp_path_factory):
-    from dsv32_plugin.testing import make_tiny_checkpoint
-
-    return str(make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_v32")))
-
-
-@pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory):
     from transformers import LlamaConfig
 

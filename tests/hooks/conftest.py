@@ -1,0 +1,25 @@
+"""Fixtures of the hook tests that parse and resolve server arguments in process."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def host():
+    """``sglang.srt.server_args`` with the plugin's hooks applied (as in every sglang process)."""
+    if "dsv32" not in os.environ.get("SGLANG_PLUGINS", "dsv32").split(","):
+        pytest.skip("SGLANG_PLUGINS filters the plugin out")
+    from sglang.srt.plugins import load_plugins
+
+    load_plugins()
+    from sglang.srt import server_args
+
+    return server_args
+
+
+@pytest.fixture(scope="module")
+def tiny_v32(tmp_path_factory):
+    from dsv32_plugin.testing import make_tiny_checkpoint
+
+    return str(make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_v32")))
