@@ -3,7 +3,8 @@
 Servers (float32; the tiny checkpoint with 64 indexer heads, so scores never tie, made
 draftable as in ``test_mtp.py``): one rank without CP (the reference), then
 ``--tp 2 --enable-prefill-cp --cp-strategy interleave`` and ``... zigzag``, both with
-``--chunked-prefill-size 128``. The reference and zigzag run EAGLE MTP (2 steps, top-k 1):
+``--chunked-prefill-size 128``, and interleave on two pipeline stages (``--pp-size 2``, four ranks:
+the cookbook's two-node PP + CP layout). The reference and zigzag run EAGLE MTP (2 steps, top-k 1):
 the draft's own prefill is context-parallel too. Each server gets the same two calls:
 
 1. prompts A (151 tokens), B (37) and D (21) in one call, prompt logprobs from
@@ -46,10 +47,14 @@ C_LOGPROB_START = PREFIX + 1
 EAGLE = ("--speculative-algorithm", "EAGLE", "--speculative-num-steps", "2", "--speculative-eagle-topk", "1",
          "--speculative-num-draft-tokens", "3")
 CP = ("--tp", "2", "--enable-prefill-cp", "--chunked-prefill-size", "128", "--cp-strategy")
-LAYOUTS = {
-    "one-rank": EAGLE,
-    "cp-interleave": (*CP, "interleave"),
-    "cp-zigzag": (*CP, "zigzag", *EAGLE),
+# The cookbook's two-node PP + CP command, scaled down: 2 stages (layers 0 / 1-2) x CP 2, four ranks.
+PP = ("--pp-size", "2", "--moe-dense-tp-size", "1")
+FOUR_RANKS = {"SGLANG_CPU_OMP_THREADS_BIND": "0|1|0|1", "SGLANG_PP_LAYER_PARTITION": "1,2"}
+LAYOUTS = {  # name -> (flags, environment)
+    "one-rank": (EAGLE, {}),
+    "cp-interleave": ((*CP, "interleave"), TWO_RANKS),
+    "cp-zigzag": ((*CP, "zigzag", *EAGLE), TWO_RANKS),
+    "pp2-cp-interleave": ((*CP, "interleave", *PP), FOUR_RANKS),
 }
 
 
@@ -72,9 +77,8 @@ def numbers(out: dict) -> dict:
     }
 
 
-def served(ckpt, root, flags) -> tuple[list[dict], str]:
+def served(ckpt, root, flags, env) -> tuple[list[dict], str]:
     """Per prompt (A, B, D, C) its numbers, and the server log."""
-    env = TWO_RANKS if "--tp" in flags else {}
     with launch(ckpt, root, "--dtype", "float32", *flags, env=env) as server:
         batch = generate(server, {"input_ids": PROMPTS, "return_logprob": True, "logprob_start_len": 0,
                                   "sampling_params": {"max_new_tokens": 16, "temperature": 0, "ignore_eos": True}},
@@ -91,7 +95,8 @@ RESULTS: dict[str, list] = {}
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_context_parallel_prefill_matches_one_rank(checkpoint, layout):
-    results, log = served(*checkpoint, LAYOUTS[layout])
+    flags, env = LAYOUTS[layout]
+    results, log = served(*checkpoint, flags, env)
     RESULTS[layout] = results
     assert [len(r["prompt"]) for r in results[:3]] == [len(p) - 1 for p in PROMPTS]
     c = results[3]
@@ -106,5 +111,5 @@ def test_context_parallel_prefill_matches_one_rank(checkpoint, layout):
         assert got["prompt"].shape == want["prompt"].shape
         assert (got["prompt"] - want["prompt"]).abs().max().item() < LOGPROB_TOL
         assert (got["output"] - want["output"]).abs().max().item() < LOGPROB_TOL
-        if "EAGLE" in LAYOUTS[layout]:
+        if "EAGLE" in flags:
             assert got["drafts"] == want["drafts"] and got["drafts"][0] > 0
