@@ -23,3 +23,19 @@ def tiny_v32(tmp_path_factory):
     from dsv32_plugin.testing import make_tiny_checkpoint
 
     return str(make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_v32")))
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    from transformers import LlamaConfig
+
+    path = tmp_path_factory.mktemp("tiny_llama")
+    LlamaConfig(
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        architectures=["LlamaForCausalLM"],
+    ).save_pretrained(path)
+    return str(path)

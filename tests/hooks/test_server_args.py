@@ -31,22 +31,6 @@ RESOLVED_FIELDS = (
 )
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory):
-    from transformers import LlamaConfig
-
-    path = tmp_path_factory.mktemp("tiny_llama")
-    LlamaConfig(
-        vocab_size=256,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        architectures=["LlamaForCausalLM"],
-    ).save_pretrained(path)
-    return str(path)
-
-
 def parse(host, argv):
     """ServerArgs from argv through the host's own parser (what prepare_server_args does, minus logging)."""
     parser = argparse.ArgumentParser(prog="sglang serve")
