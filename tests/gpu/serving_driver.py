@@ -62,7 +62,13 @@ EAGLE_FLAGS = ("--speculative-algorithm", "EAGLE", "--speculative-num-steps", "3
 DUMMY_FLAGS = ("--load-format", "dummy")
 KV_DTYPES = ("fp8_e4m3", "bf16")
 BACKENDS = {"flashmla": "flashmla_auto", "triton": "triton"}
-TP2 = "tp2-bf16-triton-graphs"  # --tp 2: runs where two GPUs are (nvidia-h200-x2), skipped elsewhere
+# Two-GPU layouts of the tiny checkpoint (bf16 KV, Triton, graphs) against one GPU: run where two GPUs
+# are (nvidia-h200-x2), skipped elsewhere.
+TWO_GPU_LAYOUTS = {
+    "tp2-bf16-triton-graphs": ("--tp", "2"),
+    "ep2-bf16-triton-graphs": ("--tp", "2", "--ep", "2"),
+    "dp2-attention-bf16-triton-graphs": ("--tp", "2", "--dp", "2", "--enable-dp-attention"),
+}
 SERVER_READY_S = 900  # the first server of a machine compiles the JIT and Triton kernels
 REQUEST_TIMEOUT_S = 600
 
@@ -116,7 +122,8 @@ def configs(kind: str) -> dict[str, Config]:
         **(dsa("bf16", "flashmla") if flashmla else {}),
     }
     if kind == "tiny":  # dummy weights are drawn per shard: only real weights compare across layouts
-        out[TP2] = Config((*out["bf16-triton-graphs"].flags, "--tp", "2"), gpus=2)
+        out.update({name: Config((*out["bf16-triton-graphs"].flags, *layout), gpus=2)
+                    for name, layout in TWO_GPU_LAYOUTS.items()})
     return out
 
 
@@ -124,7 +131,7 @@ def pairs() -> dict[str, tuple[str, str]]:
     """Comparison name -> (reference configuration, configuration that must give its tokens)."""
     out = {f"{kv}-{b}: graphs = eager": (f"{kv}-{b}-eager", f"{kv}-{b}-graphs") for kv in KV_DTYPES for b in BACKENDS}
     out["mtp = plain (graphs)"] = ("plain-graphs", "mtp-graphs")
-    out["tp2 = tp1 (graphs)"] = ("bf16-triton-graphs", TP2)
+    out.update({f"{name} = one GPU": ("bf16-triton-graphs", name) for name in TWO_GPU_LAYOUTS})
     return out
 
 

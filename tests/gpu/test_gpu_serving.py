@@ -20,7 +20,7 @@ import sys
 import pytest
 
 import serving_driver
-from serving_driver import BACKENDS, KV_DTYPES, TP2, compare
+from serving_driver import BACKENDS, KV_DTYPES, TWO_GPU_LAYOUTS, compare
 
 pytestmark = pytest.mark.gpu
 KINDS = ("tiny", "real")
@@ -100,13 +100,15 @@ def test_mtp_gives_the_plain_greedy_tokens(served, kind):
     assert forward_passes(mtp, "target", "TARGET_VERIFY", "graph") > 0, mtp["reports"]
 
 
+@pytest.mark.parametrize("layout", TWO_GPU_LAYOUTS)
 @pytest.mark.parametrize("kind", ["tiny"])  # dummy weights are drawn per shard: not comparable across layouts
-def test_tp2_gives_the_one_gpu_greedy_tokens(served, kind):
-    """``--tp 2`` (graphs on) = one GPU on the tiny FP8 checkpoint (needs nvidia-h200-x2)."""
+def test_two_gpu_layouts_give_the_one_gpu_greedy_tokens(served, kind, layout):
+    """``--tp 2``, ``--tp 2 --ep 2``, ``--tp 2 --dp 2 --enable-dp-attention`` (graphs on) = one GPU on the
+    tiny FP8 checkpoint (needs nvidia-h200-x2)."""
     summary = served(kind)
-    tp2 = config(summary, TP2)
-    assert_same_tokens(config(summary, "bf16-triton-graphs"), tp2)
-    assert forward_passes(tp2, "target", "DECODE", "graph") > 0, tp2["reports"]
+    two = config(summary, layout)
+    assert_same_tokens(config(summary, "bf16-triton-graphs"), two)
+    assert forward_passes(two, "target", "DECODE", "graph") > 0, two["reports"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
