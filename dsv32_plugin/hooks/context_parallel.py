@@ -23,12 +23,12 @@ attention (``attention/context_parallel.py``). Three hooks, V3.2 only (docs/hook
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.hooks.models import is_v32
+from dsv32_plugin.hooks.replaced import replaced
 
 CONTEXT_PARALLELISM = "sglang.srt.arg_groups.parallel_hook.handle_context_parallelism"
 MODEL_DECLARATIONS = "sglang.srt.arg_groups.overrides.collect_model_override_declarations"
@@ -127,24 +127,12 @@ def _no_stream():
     return None
 
 
-@contextlib.contextmanager
-def _current_stream_answers_none():
-    import torch
-
-    probe = torch.cuda.current_stream
-    torch.cuda.current_stream = _no_stream
-    try:
-        yield
-    finally:
-        torch.cuda.current_stream = probe
-
-
 def _around_cp_runner(original, *args, **kwargs):
     import torch
 
     if torch.cuda.is_available():
         return original(*args, **kwargs)
-    with _current_stream_answers_none():
+    with replaced(torch.cuda, "current_stream", _no_stream):
         return original(*args, **kwargs)
 
 

@@ -38,12 +38,12 @@ page size 64 for DSA checkpoints on CPU and CUDA (``_deepseek_family_overrides``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.hooks.models import is_v32
+from dsv32_plugin.hooks.replaced import replaced
 from dsv32_plugin.scope import quantization_refusal
 
 logger = logging.getLogger("dsv32_plugin")
@@ -137,19 +137,8 @@ def _no_cuda_capability(device=None) -> tuple[int, int]:
     return (0, 0)
 
 
-@contextlib.contextmanager
-def _capability_answers_zero():
-    import torch
-
-    probe = torch.cuda.get_device_capability
-    torch.cuda.get_device_capability = _no_cuda_capability
-    try:
-        yield
-    finally:
-        torch.cuda.get_device_capability = probe
-
-
 def _around_model_specific_adjustments(original, server_args: Any) -> None:
+    import torch
     from sglang.srt.arg_groups.overrides import declare_resolution, resolving_view
 
     if resolving_view(server_args).device != "cpu" or not _served_view(server_args):
@@ -159,7 +148,7 @@ def _around_model_specific_adjustments(original, server_args: Any) -> None:
     if all(getattr(server_args, field) is None for field in fields):
         declare_resolution(server_args, _SOURCE, attention_backend="dsa")
         logger.info("dsv32-plugin: DeepSeek-V3.2 on CPU -> attention backend dsa")
-    with _capability_answers_zero():
+    with replaced(torch.cuda, "get_device_capability", _no_cuda_capability):
         return original(server_args)
 
 
