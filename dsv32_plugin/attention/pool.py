@@ -31,6 +31,11 @@ from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
 from dsv32_plugin.kernels.reference import quantize_fp8_blockwise
 
 
+def _latent_rows(c_kv: torch.Tensor, k_rope: torch.Tensor) -> torch.Tensor:
+    """``[N, Dl + R]`` cached MLA values ``[c_kv | k_rope]`` of ``c_kv [N, (1,) Dl]`` and ``k_rope [N, (1,) R]``."""
+    return torch.cat([c_kv.reshape(c_kv.shape[0], -1), k_rope.reshape(k_rope.shape[0], -1)], dim=-1)
+
+
 class DSAIndexedKVPool(DSATokenToKVPool):
     """MLA latent cache + indexer K cache; page size 64; any ``index_head_dim``.
 
@@ -93,8 +98,7 @@ class DSAIndexedKVPool(DSATokenToKVPool):
 
     def store_mla_kv(self, layer_id: int, slots: torch.Tensor, c_kv: torch.Tensor, k_rope: torch.Tensor) -> None:
         """Write ``[c_kv | k_rope]`` (``[N, Dl]``, ``[N, R]``, any float dtype) at ``slots [N]``."""
-        kv = torch.cat([c_kv.reshape(c_kv.shape[0], -1), k_rope.reshape(k_rope.shape[0], -1)], dim=-1)
-        self.cache_ops.store_mla_kv(self.mla_pages(layer_id), slots, kv)
+        self.cache_ops.store_mla_kv(self.mla_pages(layer_id), slots, _latent_rows(c_kv, k_rope))
 
     def mla_rows(self, layer_id: int, slots: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Latent rows at ``slots [S]`` as ``[S, Dl + R]`` of ``dtype`` (FP8 rows dequantised)."""
@@ -128,7 +132,7 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         uint8 FP8-packed rows (656 bytes for V3.2) or the cache dtype's values: the
         writer itself encodes them, into N one-slot pages.
         """
-        kv = torch.cat([c_kv.reshape(c_kv.shape[0], -1), k_rope.reshape(k_rope.shape[0], -1)], dim=-1)
+        kv = _latent_rows(c_kv, k_rope)
         width = self.cache_format.kv_row_width
         rows = torch.empty(kv.shape[0], 1, width, dtype=self.kv_buffer[0].dtype, device=kv.device)
         self.cache_ops.store_mla_kv(rows, torch.arange(kv.shape[0], device=kv.device), kv)

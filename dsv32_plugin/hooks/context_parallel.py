@@ -27,7 +27,7 @@ import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
-from dsv32_plugin.hooks.models import is_v32
+from dsv32_plugin.hooks.models import is_v32, serves_v32
 from dsv32_plugin.hooks.replaced import replaced
 
 CONTEXT_PARALLELISM = "sglang.srt.arg_groups.parallel_hook.handle_context_parallelism"
@@ -39,12 +39,6 @@ ZIGZAG_FORCED = ("moe_a2a_backend", "ep_size", "moe_dense_tp_size")
 DSA_BACKEND_NAMES = ("dsa", "nsa")
 
 logger = logging.getLogger("dsv32_plugin")
-
-
-def _served(server_args: Any) -> bool:
-    from sglang.srt.arg_groups.overrides import model_config_of
-
-    return is_v32(model_config_of(server_args).hf_config)
 
 
 def cp_problems(view: Any) -> list[str]:
@@ -77,7 +71,7 @@ def _around_context_parallelism(original, server_args: Any) -> None:
     from dsv32_plugin.refusal import StartupRefusal
 
     cfg = resolving_view(server_args)
-    if not cfg.enable_prefill_cp or not _served(server_args):
+    if not cfg.enable_prefill_cp or not serves_v32(server_args):
         return original(server_args)
     problems = cp_problems(resolved_view(server_args))
     if problems:

@@ -27,6 +27,13 @@ def is_v32(hf_config) -> bool:
     return getattr(hf_config, "index_topk", None) is not None and (TARGET_ARCH in archs or DRAFT_ARCH in archs)
 
 
+def serves_v32(server_args) -> bool:
+    """Whether the checkpoint of these server arguments (the record or a resolution view) is V3.2."""
+    from sglang.srt.arg_groups.overrides import model_config_of
+
+    return is_v32(model_config_of(server_args).hf_config)
+
+
 def draft_dispatch_class(host_nextn: type) -> type:
     """Subclass of the host's NextN class whose construction picks ours for V3.2 configs."""
 

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
-from dsv32_plugin.hooks.models import is_v32
+from dsv32_plugin.hooks.models import serves_v32
 
 logger = logging.getLogger("dsv32_plugin")
 
@@ -28,12 +28,12 @@ _SOURCE = "dsv32_plugin.hooks.prefill_graphs"
 
 def prefill_graphs_off_for_v32(original, server_args: Any) -> None:
     original(server_args)
-    from sglang.srt.arg_groups.overrides import declare_resolution, model_config_of, resolving_view
+    from sglang.srt.arg_groups.overrides import declare_resolution, resolving_view
     from sglang.srt.model_executor.cuda_graph_config import Backend, Phase, with_phase
 
     config = resolving_view(server_args).cuda_graph_config
     backend = config.prefill.backend
-    if backend == Backend.DISABLED or not is_v32(model_config_of(server_args).hf_config):
+    if backend == Backend.DISABLED or not serves_v32(server_args):
         return
     off = with_phase(config, Phase.PREFILL, backend=Backend.DISABLED)
     declare_resolution(server_args, _SOURCE, cuda_graph_config=off)

@@ -42,7 +42,7 @@ import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
-from dsv32_plugin.hooks.models import is_v32
+from dsv32_plugin.hooks.models import is_v32, serves_v32
 from dsv32_plugin.hooks.replaced import replaced
 from dsv32_plugin.scope import quantization_refusal
 
@@ -55,12 +55,6 @@ _BACKEND_FLAGS = {
 # The cookbook's --nsa-prefill-cp-mode values and the host's --cp-strategy values they mean.
 CP_MODES = {"in-seq-split": "zigzag", "round-robin-split": "interleave"}
 _SOURCE = "dsv32_plugin.hooks.server_args"
-
-
-def _served_view(view: Any) -> bool:
-    from sglang.srt.arg_groups.overrides import model_config_of
-
-    return is_v32(model_config_of(view).hf_config)
 
 
 # -- 1. flags ---------------------------------------------------------------
@@ -141,7 +135,7 @@ def _around_model_specific_adjustments(original, server_args: Any) -> None:
     import torch
     from sglang.srt.arg_groups.overrides import declare_resolution, resolving_view
 
-    if resolving_view(server_args).device != "cpu" or not _served_view(server_args):
+    if resolving_view(server_args).device != "cpu" or not serves_v32(server_args):
         return original(server_args)
     # The record's own fields are the operator's input (declarations live beside them).
     fields = ("attention_backend", "prefill_attention_backend", "decode_attention_backend")
@@ -156,7 +150,7 @@ def _around_model_specific_adjustments(original, server_args: Any) -> None:
 
 
 def _around_kv_cache_dtype_default(original, view: Any) -> dict:
-    if view.device != "cpu" or not _served_view(view):
+    if view.device != "cpu" or not serves_v32(view):
         return original(view)
     from dsv32_plugin.attention.dispatch import kv_cache_format
 
@@ -176,7 +170,7 @@ def _device_of(view: Any):
 
 
 def _around_split_backend_resolution(original, view: Any) -> dict:
-    if not _served_view(view):
+    if not serves_v32(view):
         return original(view)
     from sglang.srt.arg_groups.overrides import model_config_of
 
