@@ -14,7 +14,8 @@ cp2-interleave  ``--tp 2 --enable-prefill-cp --cp-strategy interleave``
 cp2-zigzag      ``--tp 2 --enable-prefill-cp --cp-strategy zigzag``
 ==============  ==============================================================
 
-parity: the tiny FP8 checkpoint (64 indexer heads, its real weights), bf16 KV cache, the
+parity: the GPU serving driver's tiny FP8 checkpoint (widened to whole FP8 blocks, 64 indexer
+heads, its real weights), bf16 KV cache, the
 host's defaults otherwise (CUDA decode graphs on). Per server: prompts of 3001, 1001 and 77
 tokens in one call (prompt logprobs from position 0, 32 greedy tokens with the top-2
 logprobs), then a prompt sharing the first 2048 tokens of the 3001-token one plus 333 new
@@ -41,7 +42,6 @@ parity plumbing on sglang's CPU engine (float32 tiny checkpoint, short prompts, 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
@@ -51,8 +51,13 @@ import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TOKEN_RANGE = (3, 600)  # byte and merge tokens of the tiny tokenizer: no special tokens
-NEAR_TIE = 0.05
+sys.path.insert(0, str(REPO / "tests" / "gpu"))
+
+# The GPU serving driver's checkpoints (the tiny one widened to whole FP8 blocks for the host's FP8
+# GEMMs), server launcher, prompt tokens and near-tie rule.
+from serving_driver import TOKEN_RANGE, at_near_tie, first_difference, make_checkpoint  # noqa: E402
+from serving_driver import _launcher as _driver_launcher  # noqa: E402
+
 MAX_BOUND, MEAN_BOUND = 0.05, 0.005  # nats, CP against tp2, bf16
 CONFIGS = {
     "tp1": (),
@@ -74,12 +79,9 @@ def random_prompt(length: int, seed: int) -> list[int]:
 
 
 def _launcher():
-    spec = importlib.util.spec_from_file_location("_cp_bench_launcher", REPO / "tests" / "server" / "sglang_server.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    module.READY_TIMEOUT_S = READY_S
-    return module
+    launcher = _driver_launcher()
+    launcher.READY_TIMEOUT_S = READY_S
+    return launcher
 
 
 def post(server, body: dict) -> list | dict:
@@ -128,10 +130,8 @@ def compare(reference: list[dict], other: list[dict], prefix: int) -> dict:
             return {"ok": False, "error": f"prompt logprob counts differ: {tuple(a.shape)} vs {tuple(b.shape)}"}
         diff = (a - b).abs()
         worst, means = max(worst, diff.max().item()), means + [diff.mean().item()]
-        pos = next((i for i, (x, y) in enumerate(zip(ref["tokens"], got["tokens"])) if x != y), None)
-        gaps = [] if pos is None else [g for g in (ref["top2_gap"][pos], got["top2_gap"][pos]) if g is not None]
-        divergences.append(None if pos is None else {"position": pos, "top2_gap": min(gaps, default=None)})
-    near_ties = all(d is None or (d["top2_gap"] is not None and d["top2_gap"] < NEAR_TIE) for d in divergences)
+        divergences.append(first_difference(ref["tokens"], got["tokens"], ref["top2_gap"], got["top2_gap"]))
+    near_ties = all(d is None or at_near_tie(d) for d in divergences)
     cached = other[-1]["cached"]
     return {"ok": worst <= MAX_BOUND and max(means) <= MEAN_BOUND and near_ties and cached >= prefix,
             "max_abs": worst, "mean_abs": max(means), "first_token_difference": divergences, "cached_tokens": cached}
@@ -179,16 +179,16 @@ def main(argv=None) -> int:
     names = args.configs or list(CONFIGS)
     workdir = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix=f"dsv32-cp-{args.what}-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    if args.what == "parity":
+    if args.what == "parity" and args.cpu_smoke:
         from dsv32_plugin.testing import make_tiny_checkpoint
 
-        checkpoint = make_tiny_checkpoint(workdir / "tiny", fp8=not args.cpu_smoke, overrides={"index_n_heads": 64})
+        checkpoint = make_tiny_checkpoint(workdir / "tiny", overrides={"index_n_heads": 64})
+    else:
+        checkpoint = make_checkpoint("tiny" if args.what == "parity" else "real", workdir)
+    if args.what == "parity":
         base = CPU_FLAGS if args.cpu_smoke else (*GPU_FLAGS, "--kv-cache-dtype", "bf16")
         plan = parity_plan(args.cpu_smoke)
     else:
-        from dsv32_plugin.testing.real_width import make_real_width_dir  # the standin branch's config-only checkpoint
-
-        checkpoint = make_real_width_dir(workdir / "real-width", layers=2, fp8=True)
         chunk = str(max(args.lengths))
         base = (*GPU_FLAGS, "--load-format", "dummy", "--disable-cuda-graph", "--chunked-prefill-size", chunk,
                 "--max-prefill-tokens", chunk, "--max-total-tokens", str(4 * max(args.lengths)))

@@ -252,6 +252,21 @@ def run_config(name: str, config: Config, checkpoint: pathlib.Path, workdir: pat
     return result
 
 
+def first_difference(tokens: list, other_tokens: list, gaps: list, other_gaps: list) -> dict | None:
+    """None when the two greedy sequences are equal; else the first position where they differ and
+    the smaller top-2 logprob gap of the two runs there (None when neither run has one)."""
+    if tokens == other_tokens:
+        return None
+    pos = next((j for j, (x, y) in enumerate(zip(tokens, other_tokens)) if x != y), min(len(tokens), len(other_tokens)))
+    there = [g for g in gaps[pos:pos + 1] + other_gaps[pos:pos + 1] if g is not None]
+    return {"position": pos, "top2_gap": min(there) if there else None}
+
+
+def at_near_tie(difference: dict) -> bool:
+    """A first difference where rounding may legitimately pick the other token."""
+    return difference["top2_gap"] is not None and difference["top2_gap"] < NEAR_TIE
+
+
 def compare(reference: dict, other: dict) -> dict:
     """Per prompt set and sequence: equal, or where they first differ and how close the top-2 were.
 
@@ -265,13 +280,12 @@ def compare(reference: dict, other: dict) -> dict:
             diverged.append({"run": run, "error": "not run"})
             continue
         for i, (a, b) in enumerate(zip(ref["output_ids"], got["output_ids"])):
-            if a == b:
+            difference = first_difference(a, b, ref["top2_gap"][i], got["top2_gap"][i])
+            if difference is None:
                 exact += 1
                 continue
-            pos = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-            gaps = [g for g in (ref["top2_gap"][i][pos:pos + 1] + got["top2_gap"][i][pos:pos + 1]) if g is not None]
-            entry = {"run": run, "seq": i, "position": pos, "top2_gap": min(gaps) if gaps else None}
-            (near_ties if gaps and min(gaps) < NEAR_TIE else diverged).append(entry)
+            entry = {"run": run, "seq": i, **difference}
+            (near_ties if at_near_tie(difference) else diverged).append(entry)
     return {"ok": not diverged, "exact": exact, "near_ties": near_ties, "diverged": diverged}
 
 
