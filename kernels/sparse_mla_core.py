@@ -31,7 +31,11 @@ from .kv_cache import load_kv_fp8_rows
 _LN2 = math.log(2.0)
 
 
-@triton.jit
+# num_slots and n_heads feed the two runtime branches below: Triton turns an integer argument equal to 1
+# into a compile-time constant, which folds its branch away. With num_slots == 1 (a one-row context: the
+# host's /health_generate prefills one token) Triton 3.6's software pipeliner then fails on an unconditional
+# dot feeding a dot inside an scf.if ("PassManager::run failed" in make_ttgir; 3.8 compiles it).
+@triton.jit(do_not_specialize=["num_slots", "n_heads"])
 def _sparse_mla_fwd_kernel(
     q_ptr, stride_qr, stride_qh,  # q [rows, H, D_V + D_ROPE]
     kv_ptr, stride_kv_page, stride_kv_tok, num_slots,  # pages [P, PAGE_SIZE, W]
