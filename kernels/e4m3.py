@@ -55,7 +55,8 @@ def e4m3_value(bits, FP8_HW: tl.constexpr):
         normal = (((exponent + 120) << 23) | ((b & 7) << 20)).to(tl.float32, bitcast=True)
         magnitude = tl.where(exponent == 0, (b & 7).to(tl.float32) * 0.001953125, normal)
         magnitude = tl.where((b & 0x7F) == 0x7F, float("nan"), magnitude)
-        return tl.where((b & 0x80) != 0, -magnitude, magnitude)
+        # the sign as a bit, not a negation: the GPU compiler folds -0.0 to +0.0
+        return (magnitude.to(tl.int32, bitcast=True) | ((b & 0x80) << 24)).to(tl.float32, bitcast=True)
 
 
 @triton.jit
