@@ -4,7 +4,9 @@
 
 1. Record (``TRITON_INTERPRET=1``, nothing runs): for each target of ``TARGETS``, under
    ``configured_for(target)``, the DSA backend makes the calls a server makes
-   (``server_calls.py``: every shape of ``SHAPES``, both KV formats) and every Triton
+   (``server_calls.py``: DeepSeek-V3.2's layer at every head count a layout gives, both KV
+   formats; the tiny test checkpoint runs only on the test GPUs, where the GPU tests compile
+   and run it) and every Triton
    launch is recorded (``launch_recorder.py``) -> ``OUT_DIR/launches.json``, with the
    integer arguments that were 1 in some call (``can_be_one``).
 2. Compile (``compile_launches.py``, no interpreter): with the Triton torch brings and,
@@ -46,13 +48,13 @@ def record(path: pathlib.Path) -> None:
 
     from dsv32_plugin.kernels.target import Target, configured_for
     from launch_recorder import distinct, recording_launches
-    from server_calls import KV_DTYPES, SHAPES, make_backend, run_server_calls
+    from server_calls import KV_DTYPES, REAL_SHAPES, make_backend, run_server_calls
 
     targets, ones = {}, collections.defaultdict(set)
     for name, (arch, sms, pre_sm89) in TARGETS.items():
         with pytest.MonkeyPatch.context() as monkeypatch, configured_for(Target(arch, sms, pre_sm89)), \
                 recording_launches() as launches:
-            for shape in SHAPES:
+            for shape in REAL_SHAPES:
                 for kv_dtype in KV_DTYPES.values():
                     backend = make_backend(shape, kv_dtype, "cpu", "triton", monkeypatch, triton_cache_ops=True)
                     run_server_calls(backend, shape, "cpu")

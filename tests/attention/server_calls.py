@@ -69,7 +69,7 @@ REAL_TP2 = Shape("real-tp2", 64, 512, 64, 64, 128, 2048, 2200)
 REAL_TP8 = Shape("real-tp8", 16, 512, 64, 64, 128, 2048, 2200)
 REAL_TP128 = Shape("real-tp128", 1, 512, 64, 64, 128, 2048, 2200)
 TINY = Shape("tiny", 8, 128, 32, 64, 64, 16, 40)
-SHAPES = (REAL_TP1, REAL_TP2, REAL_TP8, REAL_TP128, TINY)
+REAL_SHAPES = (REAL_TP1, REAL_TP2, REAL_TP8, REAL_TP128)
 KV_DTYPES = {"bf16": torch.bfloat16, "fp8": torch.float8_e4m3fn}
 
 # request -> (req_to_token row, first slot); every request starts on a page boundary
