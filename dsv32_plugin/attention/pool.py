@@ -88,6 +88,7 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         else:
             shape, store = (num_pages, page_size * (index_head_dim + 4)), torch.uint8
         self.index_k_cache = [torch.zeros(shape, dtype=store, device=device) for _ in range(layer_num)]
+        self.index_num_pages = num_pages
         self._finalize_allocation_log(size)
 
     # -- MLA latent cache --------------------------------------------------
@@ -164,6 +165,17 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         return self.store_index_k(layer_id, slots, keys, scale)
 
     # -- host pool interface ---------------------------------------------
+    def get_state_buf_infos(self):
+        """PD disaggregation: per layer, the indexer cache's address, byte size and bytes per 64-token page.
+
+        The host registers these as the ``DSA`` state of the transfer and moves them
+        page by page at the MLA cache's page ids (``_dsa_pages_payload``), so an item
+        is one whole page in both formats: 64·(D + 4) FP8 bytes, or 64 exact rows.
+        """
+        ptrs = [cache.data_ptr() for cache in self.index_k_cache]
+        lens = [cache.nbytes for cache in self.index_k_cache]
+        return ptrs, lens, [size // self.index_num_pages for size in lens]
+
     def get_kv_size_bytes(self):
         return MLATokenToKVPool.get_kv_size_bytes(self) + sum(c.nbytes for c in self.index_k_cache)
 
