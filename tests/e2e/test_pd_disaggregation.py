@@ -1,0 +1,181 @@
+"""Prefill-decode disaggregation on CPU: router + prefill server + decode server give one server's numbers.
+
+One deployment for the module (``pd_deployment.py``: stock servers, the host's router, Mooncake over
+loopback TCP), on the session's checkpoint (64 indexer heads, draftable, float32):
+
+* prefill server: ``--chunked-prefill-size 64`` (A's 151 tokens in chunks of 64 + 64 + 23), EAGLE;
+* decode server: EAGLE, ``--disaggregation-decode-enable-radix-cache``;
+
+both with the reference's EAGLE flags. Through the router, A, B, D (one call) and then C (A's
+first 129 tokens + 22, a 128-token prefix from both servers' radix caches: the prefill server
+computes only the suffix, and the decode server keeps its own prefix rows, latent and index-K, and
+receives the suffix's pages) must give one ordinary server's greedy tokens, output logprobs within
+1e-4 and EAGLE counts (``one_rank_reference``). Every prompt is longer than ``index_topk`` (16):
+the decode server's indexer picks among transferred keys.
+
+Then faults, each ending in an error for that request, both pools back at their free size and the
+deployment still serving; a mutant; and last, the prefill server killed:
+
+* a request whose prefill server is unreachable (a decode server without a prefill server);
+* a request aborted on the decode server while its KV is in transfer;
+* mutant: a second decode server that withholds the index-K pages (``index_k_mutant/``) must not
+  reproduce the numbers: the comparison above sees the indexer cache;
+* the prefill server killed while a request's KV is in transfer: the decode server fails it, frees
+  its pool and keeps running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from one_rank_reference import BATCH, EAGLE, PREFIX, REUSE, A, C, numbers
+from pd_deployment import (Deployment, abort, assert_pools_free, decode_server, load, prefill_server, router,
+                           wait_for)
+from test_multi_rank import LOGPROB_TOL, random_ids
+from v32_server import _launcher, generate
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+PREFILL_FLAGS = ("--dtype", "float32", "--chunked-prefill-size", "64", *EAGLE)
+DECODE_FLAGS = ("--dtype", "float32", "--disaggregation-decode-enable-radix-cache", *EAGLE)
+MUTANT = Path(__file__).resolve().parent / "index_k_mutant"
+# Prompts whose prefill takes six 64-token chunks, each sent as it is computed: a window in which the
+# KV is in transfer. One per fault test: a prompt the prefill server has cached transfers at once.
+LONG_TOKENS = 384
+
+
+class PD:
+    """The module's deployment: servers, router, and the decode server's replacement for the mutant."""
+
+    def __init__(self, ckpt, root, stack):
+        self.ckpt, self.root, self.stack = ckpt, root, stack
+        self.decode_stack = stack.enter_context(ExitStack())
+        with ThreadPoolExecutor(2) as pool:  # both start at once; each thread waits for its own server
+            prefill = pool.submit(stack.enter_context, prefill_server(ckpt, root, *PREFILL_FLAGS))
+            decode = pool.submit(self.decode_stack.enter_context, decode_server(ckpt, root, *DECODE_FLAGS))
+            (prefill, port), decode = prefill.result(), decode.result()
+        self.servers = Deployment(prefill, port, decode)
+        self.router = self.decode_stack.enter_context(router(self.servers, root))
+        self.mutant = False
+
+    def replace_decode_with_mutant(self) -> None:
+        """Stop the router and the decode server; start a decode server that withholds index-K pages."""
+        if self.mutant:
+            return
+        self.decode_stack.close()
+        self.router = None
+        pythonpath = os.pathsep.join(p for p in (str(MUTANT), os.environ.get("PYTHONPATH")) if p)
+        self.servers.decode = self.decode_stack.enter_context(
+            decode_server(self.ckpt, self.root, *DECODE_FLAGS, env={"PYTHONPATH": pythonpath}))
+        self.mutant = True
+
+
+@pytest.fixture(scope="module")
+def pd(draftable_checkpoint, one_rank_reference):
+    with ExitStack() as stack:
+        yield PD(*draftable_checkpoint, stack)
+
+
+def differences(results: list[dict], reference: list[dict]) -> list[str]:
+    """What differs from the reference: tokens, output logprobs beyond 1e-4, EAGLE counts."""
+    found = []
+    for name, got, want in zip("ABDC", results, reference):
+        if got["tokens"] != want["tokens"]:
+            found.append(f"{name}: tokens {got['tokens']} != {want['tokens']}")
+        gap = (got["output"] - want["output"]).abs().max().item() if len(got["output"]) == len(want["output"]) else 1
+        if gap >= LOGPROB_TOL:
+            found.append(f"{name}: output logprobs differ by {gap:.2e}")
+        if got["drafts"] != want["drafts"]:
+            found.append(f"{name}: EAGLE verifies/accepted {got['drafts']} != {want['drafts']}")
+    return found
+
+
+def test_router_prefill_decode_give_one_servers_numbers(pd, one_rank_reference):
+    batch = generate(pd.router, BATCH, timeout=600)
+    reuse = generate(pd.router, REUSE, timeout=600)
+    results = [numbers(out) for out in batch] + [numbers(reuse)]
+    assert differences(results, one_rank_reference) == []
+    assert all(r["drafts"][1] > 0 for r in results)  # drafts accepted: the draft's caches arrived too
+    assert results[3]["cached"] >= PREFIX  # the decode server's radix cache
+    # C on the prefill side: only the suffix computed
+    assert f"#new-token: {len(C) - PREFIX}, #cached-token: {PREFIX}" in pd.servers.prefill.log_text()
+    assert "dsv32-plugin DSA backend: prefill=torch decode=torch kv_cache=auto indexer=exact" in \
+        pd.servers.decode.log_text()
+    assert_pools_free(pd.servers.prefill, pd.servers.decode)
+
+
+def still_serves(pd, one_rank_reference) -> None:
+    """B through the deployment gives the reference's tokens (by hand once the router is gone)."""
+    body = {**BATCH, "input_ids": BATCH["input_ids"][1]}
+    if pd.router is not None:
+        out = generate(pd.router, body, timeout=600)
+    else:
+        _, (status, out) = pd.servers.route(body)
+        assert status == 200, out
+    assert out["output_ids"] == one_rank_reference[1]["tokens"]
+
+
+def test_unreachable_prefill_server_fails_that_request(pd, one_rank_reference):
+    dead = _launcher.free_port()
+    body = {"input_ids": A, "sampling_params": {"max_new_tokens": 4}, "bootstrap_host": "127.0.0.1",
+            "bootstrap_port": dead, "bootstrap_room": 1}
+    status, out = pd.servers.decode.post("/generate", body, timeout=300)
+    assert status == 500 and "Decode handshake failed" in str(out), out
+    assert f"Could not fetch prefill parallel info from 127.0.0.1:{dead}" in pd.servers.decode.log_text()
+    assert_pools_free(pd.servers.decode)
+    still_serves(pd, one_rank_reference)
+
+
+def in_transfer(pd) -> bool:
+    """The decode server waits for the request's KV, and the prefill server has computed some of it."""
+    return load(pd.servers.decode)["disaggregation"]["decode_transfer_queue_reqs"] == 1 and \
+        load(pd.servers.prefill)["num_used_tokens"] > 0
+
+
+def start_long_request(pd, rid: str, seed: int):
+    """Route a new long prompt by hand with ``rid``; return the pending answers once its KV is in transfer."""
+    body = {"input_ids": random_ids(LONG_TOKENS, seed), "rid": rid, "sampling_params": {"max_new_tokens": 8, "temperature": 0}}
+    pool = ThreadPoolExecutor(1)
+    answers = pool.submit(pd.servers.route, body)
+    pool.shutdown(wait=False)
+    wait_for(lambda: in_transfer(pd) or answers.done(), "the long request reaches its transfer")
+    assert not answers.done(), answers.result()
+    return answers
+
+
+def test_abort_during_transfer_fails_that_request(pd, one_rank_reference):
+    answers = start_long_request(pd, rid="aborted-in-transfer", seed=31)
+    abort(pd.servers.decode, "aborted-in-transfer")
+    (prefill_status, prefill_out), (decode_status, decode_out) = answers.result(timeout=300)
+    assert decode_status == 500 and "Aborted" in str(decode_out), decode_out
+    assert prefill_status != 200, prefill_out
+    assert_pools_free(pd.servers.prefill, pd.servers.decode)
+    still_serves(pd, one_rank_reference)
+
+
+def test_without_the_index_k_transfer_the_numbers_differ(pd, one_rank_reference):
+    pd.replace_decode_with_mutant()
+    (_, _), (status, batch) = pd.servers.route(BATCH)
+    assert status == 200, batch
+    results = [numbers(out) for out in batch]
+    found = differences(results, one_rank_reference[:3])
+    print("index-K withheld:", found)
+    assert [f for f in found if "logprobs" in f], "the decode server's indexer cache went unchecked"
+
+
+def test_prefill_server_killed_in_transfer_fails_that_request(pd):
+    answers = start_long_request(pd, rid="prefill-killed", seed=32)
+    os.killpg(pd.servers.prefill.process.pid, signal.SIGKILL)
+    _, (decode_status, decode_out) = answers.result(timeout=300)
+    assert decode_status == 500, decode_out
+    print("decode server's answer:", decode_out)
+    assert_pools_free(pd.servers.decode)
+    # the host's liveness check: a one-token request through the decode scheduler (fake KV)
+    with urllib.request.urlopen(pd.servers.decode.url + "/health_generate", timeout=60) as resp:
+        assert resp.status == 200
