@@ -14,6 +14,7 @@ otherwise advertises the machine's first network address).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import random
 import subprocess
@@ -89,15 +90,23 @@ class Deployment:
         ports = [self.bootstrap_port] * len(rooms) if batch else self.bootstrap_port
         return {**body, "bootstrap_host": hosts, "bootstrap_port": ports, "bootstrap_room": rooms}
 
-    def route(self, body: dict, timeout: float = 600) -> tuple[tuple[int, dict], tuple[int, dict]]:
+    def route(self, body: dict, timeout: float = 600) -> tuple[tuple[int | None, dict], tuple[int | None, dict]]:
         """The router's job for one call, by hand: the same bootstrapped body to both servers at once.
 
-        Returns both answers, (status, json) of the prefill server then of the decode server.
+        Returns both answers, (status, json) of the prefill server then of the decode server; a server
+        that dropped the connection (killed) answers ``(None, {"error": ...})``.
         """
         body = self.bootstrap(body)
         with ThreadPoolExecutor(2) as pool:
-            answers = [pool.submit(s.post, "/generate", body, timeout) for s in (self.prefill, self.decode)]
+            answers = [pool.submit(_answer, s, body, timeout) for s in (self.prefill, self.decode)]
             return answers[0].result(), answers[1].result()
+
+
+def _answer(server: Server, body: dict, timeout: float) -> tuple[int | None, dict]:
+    try:
+        return server.post("/generate", body, timeout)
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+        return None, {"error": repr(exc)}
 
 
 def _launch(ckpt: Path, workdir: Path, *extra: str, device_flags: tuple | None, env: dict | None):

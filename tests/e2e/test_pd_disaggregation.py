@@ -1,25 +1,26 @@
 """Prefill-decode disaggregation on CPU: router + prefill server + decode server give one server's numbers.
 
-One deployment for the module (``pd_deployment.py``: stock servers, the host's router, Mooncake over
-loopback TCP), on the session's checkpoint (64 indexer heads, draftable, float32):
+One set of servers for the module, started at once (``pd_deployment.py``: stock servers, the host's
+router, Mooncake over loopback TCP), on the session's checkpoint (64 indexer heads, draftable, float32),
+all with the reference's EAGLE flags:
 
-* prefill server: ``--chunked-prefill-size 64`` (A's 151 tokens in chunks of 64 + 64 + 23), EAGLE;
-* decode server: EAGLE, ``--disaggregation-decode-enable-radix-cache``;
-
-both with the reference's EAGLE flags. Through the router, A, B, D (one call) and then C (A's
+* prefill server: ``--chunked-prefill-size 64`` (A's 151 tokens in chunks of 64 + 64 + 23);
+* decode server, behind the router: ``--disaggregation-decode-enable-radix-cache``;
+* mutant decode server, reached by hand through the same prefill server: it withholds the index-K
+  pages (``index_k_mutant/``).
+ Through the router, A, B, D (one call) and then C (A's
 first 129 tokens + 22, a 128-token prefix from both servers' radix caches: the prefill server
 computes only the suffix, and the decode server keeps its own prefix rows, latent and index-K, and
 receives the suffix's pages) must give one ordinary server's greedy tokens, output logprobs within
 1e-4 and EAGLE counts (``one_rank_reference``). Every prompt is longer than ``index_topk`` (16):
 the decode server's indexer picks among transferred keys.
 
+The mutant decode server must not reproduce A, B and D: the comparison sees the indexer cache.
 Then faults, each ending in an error for that request, both pools back at their free size and the
-deployment still serving; a mutant; and last, the prefill server killed:
+deployment still serving; last, the prefill server killed:
 
 * a request whose prefill server is unreachable (a decode server without a prefill server);
 * a request aborted on the decode server while its KV is in transfer;
-* mutant: a second decode server that withholds the index-K pages (``index_k_mutant/``) must not
-  reproduce the numbers: the comparison above sees the indexer cache;
 * the prefill server killed while a request's KV is in transfer: the decode server fails it, frees
   its pool and keeps running.
 """
@@ -51,29 +52,19 @@ LONG_TOKENS = 384
 
 
 class PD:
-    """The module's deployment: servers, router, and the decode server's replacement for the mutant."""
+    """The module's servers (``servers``: prefill + decode, ``mutant``: prefill + mutant decode) and router."""
 
     def __init__(self, ckpt, root, stack):
-        self.ckpt, self.root, self.stack = ckpt, root, stack
-        self.decode_stack = stack.enter_context(ExitStack())
-        with ThreadPoolExecutor(2) as pool:  # both start at once; each thread waits for its own server
-            prefill = pool.submit(stack.enter_context, prefill_server(ckpt, root, *PREFILL_FLAGS))
-            decode = pool.submit(self.decode_stack.enter_context, decode_server(ckpt, root, *DECODE_FLAGS))
-            (prefill, port), decode = prefill.result(), decode.result()
-        self.servers = Deployment(prefill, port, decode)
-        self.router = self.decode_stack.enter_context(router(self.servers, root))
-        self.mutant = False
-
-    def replace_decode_with_mutant(self) -> None:
-        """Stop the router and the decode server; start a decode server that withholds index-K pages."""
-        if self.mutant:
-            return
-        self.decode_stack.close()
-        self.router = None
         pythonpath = os.pathsep.join(p for p in (str(MUTANT), os.environ.get("PYTHONPATH")) if p)
-        self.servers.decode = self.decode_stack.enter_context(
-            decode_server(self.ckpt, self.root, *DECODE_FLAGS, env={"PYTHONPATH": pythonpath}))
-        self.mutant = True
+        with ThreadPoolExecutor(3) as pool:  # each thread waits for its own server
+            started = [pool.submit(stack.enter_context, server) for server in (
+                prefill_server(ckpt, root, *PREFILL_FLAGS),
+                decode_server(ckpt, root, *DECODE_FLAGS),
+                decode_server(ckpt, root, *DECODE_FLAGS, env={"PYTHONPATH": pythonpath}))]
+            (prefill, port), decode, mutant = (future.result() for future in started)
+        self.servers = Deployment(prefill, port, decode)
+        self.mutant = Deployment(prefill, port, mutant)
+        self.router = stack.enter_context(router(self.servers, root))
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +101,19 @@ def test_router_prefill_decode_give_one_servers_numbers(pd, one_rank_reference):
     assert_pools_free(pd.servers.prefill, pd.servers.decode)
 
 
+def test_without_the_index_k_transfer_the_numbers_differ(pd, one_rank_reference):
+    (_, _), (status, batch) = pd.mutant.route(BATCH)
+    assert status == 200, batch
+    results = [numbers(out) for out in batch]
+    found = differences(results, one_rank_reference[:3])
+    print("index-K withheld:", found)
+    differing = {f[0] for f in found if "logprobs" in f}
+    assert differing == set("ABD"), f"the comparison missed the withheld indexer cache: {found}"
+
+
 def still_serves(pd, one_rank_reference) -> None:
-    """B through the deployment gives the reference's tokens (by hand once the router is gone)."""
-    body = {**BATCH, "input_ids": BATCH["input_ids"][1]}
-    if pd.router is not None:
-        out = generate(pd.router, body, timeout=600)
-    else:
-        _, (status, out) = pd.servers.route(body)
-        assert status == 200, out
+    """B through the router gives the reference's tokens."""
+    out = generate(pd.router, {**BATCH, "input_ids": BATCH["input_ids"][1]}, timeout=600)
     assert out["output_ids"] == one_rank_reference[1]["tokens"]
 
 
@@ -140,7 +136,8 @@ def in_transfer(pd) -> bool:
 
 def start_long_request(pd, rid: str, seed: int):
     """Route a new long prompt by hand with ``rid``; return the pending answers once its KV is in transfer."""
-    body = {"input_ids": random_ids(LONG_TOKENS, seed), "rid": rid, "sampling_params": {"max_new_tokens": 8, "temperature": 0}}
+    body = {"input_ids": random_ids(LONG_TOKENS, seed), "rid": rid,
+            "sampling_params": {"max_new_tokens": 8, "temperature": 0}}
     pool = ThreadPoolExecutor(1)
     answers = pool.submit(pd.servers.route, body)
     pool.shutdown(wait=False)
@@ -157,16 +154,6 @@ def test_abort_during_transfer_fails_that_request(pd, one_rank_reference):
     assert prefill_status != 200, prefill_out
     assert_pools_free(pd.servers.prefill, pd.servers.decode)
     still_serves(pd, one_rank_reference)
-
-
-def test_without_the_index_k_transfer_the_numbers_differ(pd, one_rank_reference):
-    pd.replace_decode_with_mutant()
-    (_, _), (status, batch) = pd.servers.route(BATCH)
-    assert status == 200, batch
-    results = [numbers(out) for out in batch]
-    found = differences(results, one_rank_reference[:3])
-    print("index-K withheld:", found)
-    assert [f for f in found if "logprobs" in f], "the decode server's indexer cache went unchecked"
 
 
 def test_prefill_server_killed_in_transfer_fails_that_request(pd):
