@@ -15,6 +15,8 @@ The host's ``DSATokenToKVPool`` asserts ``index_head_dim == 128`` and sizes
 its constructor and owns the indexer storage; slot ids are shared with the
 MLA cache (``page = slot // 64``). Every cache write and read goes through the
 ``CacheOps`` that ``dispatch.select_cache_ops`` picks for the pool's device.
+Prefill-decode disaggregation moves both caches page by page at the same page ids
+(``get_state_buf_infos`` publishes the indexer cache as the host's ``DSA`` state).
 Context-parallel prefill exchanges new rows in these formats
 (``encode_mla_rows`` / ``encode_index_k``, then ``store_mla_rows`` /
 ``store_encoded_index_k``; ``context_parallel.py``).

@@ -2,14 +2,19 @@
 
 The KV transfer itself needs nothing from the plugin but its pool's buffer list
 (``DSAIndexedKVPool.get_state_buf_infos``: the indexer cache rides as the host's
-``DSA`` state, page by page). One host path asks CUDA, and fails without it:
+``DSA`` state, page by page). Two host paths of the prefill side ask CUDA, and fail
+without it; both hooks act only without CUDA:
 
-* ``SchedulerDisaggregationPrefillMixin._send_kv_chunk`` (AROUND), CPU only: for a
-  sender that takes host-tensor page indices (Mooncake's) it copies the indices
-  into pinned memory and records a ``torch.cuda.Event`` for the transfer thread to
-  wait on. Without CUDA there is nothing to wait for and no pinned memory: during
-  the call the sender's class answers that it takes no host tensors, so the host
-  computes the page indices synchronously on its other branch (``kv_to_page_indices``).
+* ``SchedulerDisaggregationPrefillMixin._send_kv_chunk`` (AROUND): for a sender that
+  takes host-tensor page indices (Mooncake's) it copies the indices into pinned
+  memory and records a ``torch.cuda.Event`` for the transfer thread to wait on.
+  During the call the sender's class answers that it takes no host tensors, so the
+  host computes the page indices synchronously on its other branch (``kv_to_page_indices``).
+* ``SchedulerDisaggregationPrefillMixin.maybe_send_cached_prefix_chunk`` (AROUND): with
+  the overlap scheduler, a request whose prefix comes from the radix cache is sent
+  early, after a ``torch.cuda.Event`` recorded on the forward stream, on which the
+  transfer thread waits for the previous forward's cache writes. CPU work is done
+  when it is issued, so during the call the event is one that has already happened.
 """
 
 from __future__ import annotations
@@ -17,8 +22,23 @@ from __future__ import annotations
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.hooks.replaced import replaced
 
-SEND_KV_CHUNK = "sglang.srt.disaggregation.prefill.SchedulerDisaggregationPrefillMixin._send_kv_chunk"
+PREFILL = "sglang.srt.disaggregation.prefill.SchedulerDisaggregationPrefillMixin"
+SEND_KV_CHUNK = f"{PREFILL}._send_kv_chunk"
+EARLY_SEND = f"{PREFILL}.maybe_send_cached_prefix_chunk"
 HOST_TENSOR_INDICES = "supports_host_tensor_indices"
+
+
+class _HappenedEvent:
+    """A ``torch.cuda.Event`` stand-in for CPU work, which is complete once issued."""
+
+    def record(self, stream=None) -> None:
+        pass
+
+    def synchronize(self) -> None:
+        pass
+
+    def query(self) -> bool:
+        return True
 
 
 def _around_send_kv_chunk(original, scheduler, req, *args, **kwargs):
@@ -31,6 +51,15 @@ def _around_send_kv_chunk(original, scheduler, req, *args, **kwargs):
         return original(scheduler, req, *args, **kwargs)
 
 
+def _around_early_send(original, *args, **kwargs):
+    import torch
+
+    if torch.cuda.is_available():
+        return original(*args, **kwargs)
+    with replaced(torch.cuda, "Event", _HappenedEvent):
+        return original(*args, **kwargs)
+
+
 def install() -> None:
     ledger.hook(
         SEND_KV_CHUNK, _around_send_kv_chunk, "AROUND",
@@ -39,4 +68,10 @@ def install() -> None:
         "synchronous kv_to_page_indices branch runs",
         undo="drop the hook; a CPU prefill server then dies at its first KV send. Remove when the host skips "
         "pinned memory and CUDA events off CUDA",
+    )
+    ledger.hook(
+        EARLY_SEND, _around_early_send, "AROUND",
+        why="no CUDA: with the overlap scheduler a radix-cached prefix is sent early after a torch.cuda.Event "
+        "on the forward stream; CPU work is done once issued, so during the call the event has already happened",
+        undo="drop the hook; a CPU prefill server with the overlap scheduler then dies at its first cached prefix",
     )

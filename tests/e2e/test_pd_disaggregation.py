@@ -4,7 +4,9 @@ One set of servers for the module, started at once (``pd_deployment.py``: stock 
 router, Mooncake over loopback TCP), on the session's checkpoint (64 indexer heads, draftable, float32),
 all with the reference's EAGLE flags:
 
-* prefill server: ``--chunked-prefill-size 64`` (A's 151 tokens in chunks of 64 + 64 + 23);
+* prefill server: ``--chunked-prefill-size 64`` (A's 151 tokens in chunks of 64 + 64 + 23) and the
+  cookbook's context-parallel prefill, ``--tp 2 --enable-prefill-cp --cp-strategy zigzag`` (two CPU
+  ranks, each left with the whole caches; the host's CP rank 0 sends them);
 * decode server, behind the router: ``--disaggregation-decode-enable-radix-cache``;
 * mutant decode server, reached by hand through the same prefill server: it withholds the index-K
   pages (``index_k_mutant/``).
@@ -38,12 +40,15 @@ import pytest
 from one_rank_reference import BATCH, EAGLE, PREFIX, REUSE, A, C, numbers
 from pd_deployment import (Deployment, abort, assert_pools_free, decode_server, load, prefill_server, router,
                            wait_for)
-from test_multi_rank import LOGPROB_TOL, random_ids
+from test_multi_rank import LOGPROB_TOL, TWO_RANKS, random_ids
 from v32_server import _launcher, generate
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-PREFILL_FLAGS = ("--dtype", "float32", "--chunked-prefill-size", "64", *EAGLE)
+# The cookbook's PD layout puts context parallelism on the prefill side: two CP ranks (gloo), zigzag
+# (in-seq-split, the cookbook's default CP mode).
+PREFILL_FLAGS = ("--dtype", "float32", "--chunked-prefill-size", "64", "--tp", "2", "--enable-prefill-cp",
+                 "--cp-strategy", "zigzag", *EAGLE)
 DECODE_FLAGS = ("--dtype", "float32", "--disaggregation-decode-enable-radix-cache", *EAGLE)
 MUTANT = Path(__file__).resolve().parent / "index_k_mutant"
 # Prompts whose prefill takes six 64-token chunks, each sent as it is computed: a window in which the
@@ -58,7 +63,7 @@ class PD:
         pythonpath = os.pathsep.join(p for p in (str(MUTANT), os.environ.get("PYTHONPATH")) if p)
         with ThreadPoolExecutor(3) as pool:  # each thread waits for its own server
             started = [pool.submit(stack.enter_context, server) for server in (
-                prefill_server(ckpt, root, *PREFILL_FLAGS),
+                prefill_server(ckpt, root, *PREFILL_FLAGS, env=TWO_RANKS),
                 decode_server(ckpt, root, *DECODE_FLAGS),
                 decode_server(ckpt, root, *DECODE_FLAGS, env={"PYTHONPATH": pythonpath}))]
             (prefill, port), decode, mutant = (future.result() for future in started)

@@ -58,8 +58,9 @@ def compare(reference: list[dict], pd: list[dict]) -> dict:
         worst = max([worst, *(abs(a - b) for a, b in zip(ref["logprobs"][:shared], got["logprobs"][:shared]))])
         if difference is not None:
             differences.append({"prompt": name, **difference, "near_tie": serving_driver.at_near_tie(difference)})
+    same_drafts = [r["drafts"] for r in reference] == [p["drafts"] for p in pd]
     return {"ok": all(d["near_tie"] for d in differences), "differences": differences,
-            "max_logprob_difference": worst, "same_drafts": [r["drafts"] for r in reference] == [p["drafts"] for p in pd]}
+            "max_logprob_difference": worst, "same_drafts": same_drafts}
 
 
 def main(argv=None) -> int:
