@@ -31,5 +31,8 @@ if ! ldconfig -p | grep -q 'libibverbs\.so\.1 '; then
     (apt-get update -qq && apt-get install -y -qq libibverbs1) >/dev/null || echo "install_cpu.sh: could not install libibverbs1 (apt-get); the PD disaggregation tests need it"
 fi
 "${PIP[@]}" --no-deps sglang==0.5.23
+# The oldest Triton pyproject.toml allows, beside torch's (never imported unless put on PYTHONPATH): the
+# kernels are compiled with both for every GPU target (tests/attention/test_compile_targets.py).
+"${PIP[@]}" --no-deps --target "$VENV/triton-oldest" triton==3.6.0
 "${PIP[@]}" --no-deps "$REPO"
 echo "installed into $VENV: sglang 0.5.23 without its GPU-only requirements (lean CPU install; \`pip check\` lists them)"

@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Optional
 
-from dsv32_plugin.cli.deployments import ATTENTION_DEFAULTS, HARDWARE, VARIANTS, gpus_needed
+from dsv32_plugin.cli.deployments import HARDWARE, VARIANTS, attention_flags, gpus_needed
 from dsv32_plugin.hooks.server_args import CP_MODES  # cookbook name -> --cp-strategy (the flag aliases')
 from dsv32_plugin.scope import quantization_refusal
 
@@ -159,7 +159,7 @@ def build(choice: Choice) -> LaunchCommand:
         others = "1 on the other" if nodes == 2 else f"1 to {nodes - 1} on the others"
         notes.append(f"run on each of the {nodes} nodes: NODE_RANK=0 on the head node, {others}; "
                      "HEAD_NODE_IP=<the head node's address>")
-    argv += ATTENTION_DEFAULTS[hardware.capability[0]]
+    argv += attention_flags(hardware)
     if variant.quantization == "modelopt_fp4":  # cookbook §3.5
         argv += ["--quantization", "modelopt_fp4", "--moe-runner-backend", "flashinfer_trtllm"]
     if choice.cp:
