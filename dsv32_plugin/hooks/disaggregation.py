@@ -20,7 +20,7 @@ without it; both hooks act only without CUDA:
 from __future__ import annotations
 
 from dsv32_plugin.hooks import ledger
-from dsv32_plugin.hooks.replaced import replaced
+from dsv32_plugin.hooks.replaced import cuda_answered_without_gpu, replaced
 
 PREFILL = "sglang.srt.disaggregation.prefill.SchedulerDisaggregationPrefillMixin"
 SEND_KV_CHUNK = f"{PREFILL}._send_kv_chunk"
@@ -51,15 +51,6 @@ def _around_send_kv_chunk(original, scheduler, req, *args, **kwargs):
         return original(scheduler, req, *args, **kwargs)
 
 
-def _around_early_send(original, *args, **kwargs):
-    import torch
-
-    if torch.cuda.is_available():
-        return original(*args, **kwargs)
-    with replaced(torch.cuda, "Event", _HappenedEvent):
-        return original(*args, **kwargs)
-
-
 def install() -> None:
     ledger.hook(
         SEND_KV_CHUNK, _around_send_kv_chunk, "AROUND",
@@ -70,7 +61,7 @@ def install() -> None:
         "pinned memory and CUDA events off CUDA",
     )
     ledger.hook(
-        EARLY_SEND, _around_early_send, "AROUND",
+        EARLY_SEND, cuda_answered_without_gpu("Event", _HappenedEvent), "AROUND",
         why="no CUDA: with the overlap scheduler a radix-cached prefix is sent early after a torch.cuda.Event "
         "on the forward stream; CPU work is done once issued, so during the call the event has already happened",
         undo="drop the hook; a CPU prefill server with the overlap scheduler then dies at its first cached prefix",
