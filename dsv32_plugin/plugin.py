@@ -31,6 +31,7 @@ STEPS: tuple[str, ...] = (
     "dsv32_plugin.hooks.parallel_layout:install",
     "dsv32_plugin.hooks.context_parallel:install",
     "dsv32_plugin.hooks.prefill_graphs:install",
+    "dsv32_plugin.hooks.disaggregation:install",
 )
 
 _registered = False

@@ -23,6 +23,13 @@ PIP=("$VENV/bin/python" -m pip install --quiet)
     python-multipart uvloop "prometheus-client>=0.20.0" pillow openai==2.8.0 xgrammar==0.2.7 dill \
     sentencepiece==0.2.1 compressed-tensors==0.18.0 gguf einops jsonschema IPython soundfile==0.13.1 \
     safetensors "setuptools>=70" build pytest pytest-benchmark
+# Prefill-decode disaggregation (tests/e2e/test_pd_disaggregation.py): the host's router and Mooncake's
+# transfer engine built without CUDA, whose TCP transport moves the KV caches between CPU servers. The
+# engine links libibverbs.so.1 even for TCP: Debian's libibverbs1 (root and apt only; else the PD tests fail).
+"${PIP[@]}" sglang-router==0.3.2 mooncake-transfer-engine-non-cuda==0.3.13.post1
+if ! ldconfig -p | grep -q 'libibverbs\.so\.1 '; then
+    (apt-get update -qq && apt-get install -y -qq libibverbs1) >/dev/null || echo "install_cpu.sh: could not install libibverbs1 (apt-get); the PD disaggregation tests need it"
+fi
 "${PIP[@]}" --no-deps sglang==0.5.23
 # The oldest Triton pyproject.toml allows, beside torch's (never imported unless put on PYTHONPATH): the
 # kernels are compiled with both for every GPU target (tests/attention/test_compile_targets.py).

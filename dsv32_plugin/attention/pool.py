@@ -15,6 +15,8 @@ The host's ``DSATokenToKVPool`` asserts ``index_head_dim == 128`` and sizes
 its constructor and owns the indexer storage; slot ids are shared with the
 MLA cache (``page = slot // 64``). Every cache write and read goes through the
 ``CacheOps`` that ``dispatch.select_cache_ops`` picks for the pool's device.
+Prefill-decode disaggregation moves both caches page by page at the same page ids
+(``get_state_buf_infos`` publishes the indexer cache as the host's ``DSA`` state).
 Context-parallel prefill exchanges new rows in these formats
 (``encode_mla_rows`` / ``encode_index_k``, then ``store_mla_rows`` /
 ``store_encoded_index_k``; ``context_parallel.py``).
@@ -88,6 +90,7 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         else:
             shape, store = (num_pages, page_size * (index_head_dim + 4)), torch.uint8
         self.index_k_cache = [torch.zeros(shape, dtype=store, device=device) for _ in range(layer_num)]
+        self.index_num_pages = num_pages
         self._finalize_allocation_log(size)
 
     # -- MLA latent cache --------------------------------------------------
@@ -164,6 +167,17 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         return self.store_index_k(layer_id, slots, keys, scale)
 
     # -- host pool interface ---------------------------------------------
+    def get_state_buf_infos(self):
+        """PD disaggregation: per layer, the indexer cache's address, byte size and bytes per 64-token page.
+
+        The host registers these as the ``DSA`` state of the transfer and moves them
+        page by page at the MLA cache's page ids (``_dsa_pages_payload``), so an item
+        is one whole page in both formats: 64·(D + 4) FP8 bytes, or 64 exact rows.
+        """
+        ptrs = [cache.data_ptr() for cache in self.index_k_cache]
+        lens = [cache.nbytes for cache in self.index_k_cache]
+        return ptrs, lens, [size // self.index_num_pages for size in lens]
+
     def get_kv_size_bytes(self):
         return MLATokenToKVPool.get_kv_size_bytes(self) + sum(c.nbytes for c in self.index_k_cache)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.hooks.models import is_v32, serves_v32
-from dsv32_plugin.hooks.replaced import replaced
+from dsv32_plugin.hooks.replaced import cuda_answered_without_gpu
 
 CONTEXT_PARALLELISM = "sglang.srt.arg_groups.parallel_hook.handle_context_parallelism"
 MODEL_DECLARATIONS = "sglang.srt.arg_groups.overrides.collect_model_override_declarations"
@@ -121,13 +121,7 @@ def _no_stream():
     return None
 
 
-def _around_cp_runner(original, *args, **kwargs):
-    import torch
-
-    if torch.cuda.is_available():
-        return original(*args, **kwargs)
-    with replaced(torch.cuda, "current_stream", _no_stream):
-        return original(*args, **kwargs)
+_around_cp_runner = cuda_answered_without_gpu("current_stream", _no_stream)
 
 
 def install() -> None:

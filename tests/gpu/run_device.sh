@@ -1,13 +1,15 @@
 #!/bin/bash
 # The GPU tests on the device machine (H200 image: torch 2.11, triton 3.6, no sglang, no usable sgl_kernel).
 #
-#     bash tests/gpu/run_device.sh {kernels|ops|tiny|real} [pytest args...]   (device run, carry [".big", ".whl"])
+#     bash tests/gpu/run_device.sh {kernels|ops|tiny|real|pd} [pytest args...]   (device run, carry [".big", ".whl"])
 #
 #   kernels  every kernel and backend GPU test (tests/kernels, tests/attention: the DSA backend driven as a
 #            server drives it at real width against the float32 reference, CUDA-graph capture, FlashMLA)
 #   ops   the sgl_kernel stand-in's ops on CUDA (float64 twins, CUDA-graph replay) and the Rust TreeCore probe
 #   tiny  the serving matrix on the tiny FP8 checkpoint (tests/gpu/test_gpu_serving.py -k tiny)
 #   real  the same on the real-width dummy-weight checkpoint (-k real)
+#   pd    prefill-decode disaggregation on one GPU against one server (tests/gpu/test_gpu_pd.py; .whl/ from
+#         tests/gpu/pd_wheels.sh)
 #
 # Needs, in the repo root here: .big/ from ../shared/tools/device_sglang/pack.sh (stock sglang 0.5.23 and its
 # pure-Python needs; .big/run.sh installs them and this checkout on the device) and, for the FlashMLA backend,
@@ -22,7 +24,8 @@ case $what in
   kernels) selection=(kernels attention) ;;
   ops) selection=(gpu_standin gpu/test_tree_core_probe.py) ;;
   tiny | real) selection=(gpu/test_gpu_serving.py -k "$what") ;;
-  *) echo "usage: bash tests/gpu/run_device.sh kernels|ops|tiny|real [pytest args...]" >&2; exit 2 ;;
+  pd) selection=(gpu/test_gpu_pd.py) ;;
+  *) echo "usage: bash tests/gpu/run_device.sh kernels|ops|tiny|real|pd [pytest args...]" >&2; exit 2 ;;
 esac
 [ -f .big/run.sh ] || { echo "no .big/run.sh: run ../shared/tools/device_sglang/pack.sh here and carry .big" >&2; exit 2; }
 export OUT=${OUT:-$PWD/gpu-out}
