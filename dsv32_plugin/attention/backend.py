@@ -1,16 +1,18 @@
 """The plugin's DSA attention backend: lightning-indexer top-k, then sparse MLA.
 
-Per layer the model calls, in order:
-
-1. ``select_topk(layer_id, forward_batch, q, k, weights)`` -- stores the
-   indexer keys of the new tokens, scores (or, on the dense prefill path, takes
-   every causal position) and returns request-local positions ``[T, topk]``
-   int32, -1 padded;
-2. the attention layer (``RadixAttention``) -> ``forward_extend`` /
-   ``forward_decode`` with the absorbed query ``q [T, H*Dl]`` (latent part),
-   ``k = v = c_kv [T, 1, Dl]``, ``q_rope [T, H, R]``, ``k_rope [T, 1, R]`` and
-   ``topk_indices`` from step 1. It stores ``[c_kv | k_rope]`` in the MLA
-   cache and returns ``[T, H * Dl]``.
+The attention call is the only way in: per layer the model calls its
+``RadixAttention`` (the host passes extra keyword arguments through) with the
+absorbed query ``q [T, H*Dl]`` (latent part), ``k = v = c_kv [T, 1, Dl]``,
+``q_rope [T, H, R]``, ``k_rope [T, 1, R]`` and the indexer's inputs
+``index_q [T, Hi, D]``, ``index_k [T, D]`` (after RoPE and Hadamard) and
+``index_weights [T, Hi]``. ``forward_extend`` / ``forward_decode`` then, in one
+place: store the indexer keys and select each row's top-k request-local
+positions (``select_topk``; on the dense prefill path every causal position),
+store ``[c_kv | k_rope]`` in the MLA cache, map the positions to cache rows or
+slots, run sparse MLA and return ``[T, H * Dl]``. Where the host runs
+attention on fewer rows than the model computed (``_attention_on_real_rows``:
+an extend padded for DP attention), it narrows ``q`` and the backend narrows
+the indexer inputs with it.
 
 Batches whose requests all have the same number of rows (decode, EAGLE target
 verify, draft extend) run the paged kernels over the caches (``PagedMetadata``),
@@ -159,6 +161,11 @@ class DSABackend(AttentionBackend):
         return torch.where(absolute >= 0, absolute - md.k_start[:, None].to(absolute.dtype), -1).to(torch.int32)
 
     # -- attention ---------------------------------------------------------
+    def _selected(self, layer, forward_batch, q, index_q, index_k, index_weights) -> torch.Tensor:
+        """Top-k positions of the ``q.shape[0]`` query rows the host passed (see the module docstring)."""
+        rows = q.shape[0]
+        return self.select_topk(layer.layer_id, forward_batch, index_q[:rows], index_k[:rows], index_weights[:rows])
+
     def _query(self, q, q_rope, layer):
         """``[T, H, Dl + R]`` absorbed query, H the local heads."""
         heads, fmt = layer.tp_q_head_num, self.cache_format
@@ -175,7 +182,8 @@ class DSABackend(AttentionBackend):
         return out.reshape(batch * rows, -1)
 
     def forward_extend(self, q, k, v, layer, forward_batch, save_kv_cache=True, q_rope=None, k_rope=None,
-                       topk_indices=None, **_):
+                       index_q=None, index_k=None, index_weights=None, **_):
+        topk_indices = self._selected(layer, forward_batch, q, index_q, index_k, index_weights)
         md = self.forward_metadata
         pool = self.token_to_kv_pool
         if save_kv_cache and isinstance(md, RaggedMetadata) and md.cp is not None:
@@ -193,7 +201,8 @@ class DSABackend(AttentionBackend):
         return out.reshape(out.shape[0], -1)
 
     def forward_decode(self, q, k, v, layer, forward_batch, save_kv_cache=True, q_rope=None, k_rope=None,
-                       topk_indices=None, **_):
+                       index_q=None, index_k=None, index_weights=None, **_):
+        topk_indices = self._selected(layer, forward_batch, q, index_q, index_k, index_weights)
         if save_kv_cache:
             self.token_to_kv_pool.store_mla_kv(layer.layer_id, forward_batch.out_cache_loc, k, k_rope)
         return self._paged_attention(self._query(q, q_rope, layer), layer, self.forward_metadata, topk_indices)

@@ -2,10 +2,13 @@
 
 sglang 0.5.23 captures prefill by default on CUDA ("breakable" graphs: the
 model body is captured at padded token counts and only ``RadixAttention`` runs
-eagerly between graph segments). The plugin's model calls the DSA indexer
-(``DSABackend.select_topk``) outside ``RadixAttention``, and extend batches
-build ragged metadata whose sizes depend on the data, so a captured prefill
-body cannot replay them. After the host's own prefill-graph compatibility pass
+eagerly between graph segments). The plugin's model now does all of DSA inside
+its ``RadixAttention`` call (the indexer's projections, static in shape, before
+it), so that eager break is where the data-dependent work (ragged metadata,
+top-k selection) happens. Still off because it has never run: nothing has shown
+the host's breakable prefill graph replaying V3.2's extend (its eager attention
+scope narrows the host's own kwargs, not the indexer's, which the backend
+narrows itself; the metadata must be built outside the capture). After the host's own prefill-graph compatibility pass
 (``cuda_graph_hook.apply_cuda_graph_compatibility``, which every path that
 enables prefill graphs runs), a V3.2 checkpoint gets the prefill phase
 disabled; decode, target-verify and draft graphs stay on. An explicit
@@ -48,8 +51,8 @@ def prefill_graphs_off_for_v32(original, server_args: Any) -> None:
 def install() -> None:
     ledger.hook(
         TARGET, prefill_graphs_off_for_v32, "AROUND",
-        why="V3.2's DSA indexer runs outside RadixAttention with data-dependent extend shapes, so the host's "
-        "breakable/full prefill graphs cannot replay it; prefill graphs are turned off with one log line",
-        undo="drop the hook once the model routes the indexer through an eager graph break (then prefill "
-        "graphs capture the rest of the body)",
+        why="breakable/full prefill graphs have never run with V3.2's model, whose DSA work (ragged metadata, "
+        "top-k) all happens inside the RadixAttention call; prefill graphs are turned off with one log line",
+        undo="drop the hook once a GPU serving run with prefill graphs on gives the eager tokens (the attention "
+        "call is already the only eager break V3.2 needs)",
     )

@@ -8,8 +8,8 @@ Weights under ``self_attn.indexer.``: ``wq_b [Hi*D, q_lora]``, ``wk [D, hidden]`
     NeoX RoPE on dims [0, R) of q and k (R = qk_rope_head_dim); Hadamard on all D
     w = weights_proj(x) * Hi^-0.5 * D^-0.5   [T, Hi] fp32
 
-Scoring, quantisation and the caches belong to the attention backend
-(``DSABackend.select_topk``).
+The model passes q, k and w with its attention call; scoring, quantisation and
+the caches belong to the attention backend (``DSABackend``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from dsv32_plugin.models.rope import apply_rope, make_rope
 
 
 class LightningIndexer(nn.Module):
-    def __init__(self, config, layer_id: int, quant_config=None, prefix: str = "", device: str = "cpu"):
+    def __init__(self, config, quant_config=None, prefix: str = "", device: str = "cpu"):
         super().__init__()
-        self.layer_id = layer_id
         self.n_heads = config.index_n_heads
         self.head_dim = config.index_head_dim
         self.rope_dim = config.qk_rope_head_dim
@@ -41,9 +40,9 @@ class LightningIndexer(nn.Module):
         # Built once (rebuilding it per call cost ~100 us of a decode step on the H200).
         self.register_buffer("hadamard", hadamard_matrix(self.head_dim), persistent=False)
 
-    def forward(self, hidden: torch.Tensor, q_latent: torch.Tensor, positions: torch.Tensor, forward_batch,
-                backend) -> torch.Tensor:
-        """Request-local top-k positions ``[T, topk]`` int32 (-1 padded) from the backend."""
+    def forward(self, hidden: torch.Tensor, q_latent: torch.Tensor,
+                positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The attention call's ``index_q [T, Hi, D]``, ``index_k [T, D]`` and ``index_weights [T, Hi]`` fp32."""
         tokens = hidden.shape[0]
         q = self.wq_b(q_latent)[0].view(tokens, self.n_heads, self.head_dim)
         k = self.k_norm(self.wk(hidden)[0].float()).to(hidden.dtype)
@@ -52,4 +51,4 @@ class LightningIndexer(nn.Module):
         q = hadamard_rotate(torch.cat([q_rot, q[..., r:]], dim=-1), self.hadamard)
         k = hadamard_rotate(torch.cat([k_rot[:, 0], k[:, r:]], dim=-1), self.hadamard)
         weights = self.weights_proj(hidden)[0].float() * self.weight_scale
-        return backend.select_topk(self.layer_id, forward_batch, q, k, weights)
+        return q, k, weights

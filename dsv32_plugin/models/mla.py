@@ -5,7 +5,8 @@
     [c_kv | k_pe] = kv_a_proj_with_mqa(x); c_kv = RMSNorm(c_kv)    [T, Dl], [T, R]
     interleaved RoPE on q_pe, k_pe
     q_abs[h] = q_nope[h] @ W_UK[h]                                  [T, h, Dl]
-    o_lat = DSA(q_abs | q_pe over cached [c_kv | k_pe], indexer top-k)  [T, h, Dl]
+    o_lat = DSA(q_abs | q_pe over cached [c_kv | k_pe], indexer q/k/w)  [T, h, Dl]
+            (one attention call: the backend stores both caches, selects top-k, attends)
     o[h] = o_lat[h] @ W_UV[h]; out = o_proj(o)                      [T, hidden] partial
 
 Sharding over the attention-TP group (size ``attn_tp``; ``h = heads / attn_tp``
@@ -26,7 +27,6 @@ import torch
 from sglang.srt.layers.layernorm import RMSNorm
 from sglang.srt.layers.linear import ColumnParallelLinear, ReplicatedLinear, RowParallelLinear
 from sglang.srt.layers.radix_attention import RadixAttention
-from sglang.srt.model_executor.forward_context import get_attn_backend
 from torch import nn
 
 from dsv32_plugin.models.indexer import LightningIndexer
@@ -64,7 +64,7 @@ class DSAMLAttention(nn.Module):
             prefix=f"{prefix}.o_proj", parallel_group="attn_tp",
         )
         self.rotary_emb = make_rope(config, neox=False, device=device)
-        self.indexer = LightningIndexer(config, layer_id, quant_config, f"{prefix}.indexer", device)
+        self.indexer = LightningIndexer(config, quant_config, f"{prefix}.indexer", device)
         self.attn = RadixAttention(
             self.num_local_heads,
             self.kv_lora_rank + self.rope_dim,
@@ -95,10 +95,8 @@ class DSAMLAttention(nn.Module):
         q = self.q_b_proj(q_latent)[0].view(tokens, self.num_local_heads, self.nope_dim + self.rope_dim)
         q_pe, k_pe = apply_rope(self.rotary_emb, positions, q[..., self.nope_dim :].contiguous(), k_pe.contiguous())
         q_abs = torch.bmm(q[..., : self.nope_dim].transpose(0, 1), self.w_kc).transpose(0, 1)
-        backend = get_attn_backend()
-        topk = self.indexer(hidden, q_latent, positions, forward_batch, backend)
-        o_lat = self.attn(
-            q_abs.reshape(tokens, -1), c_kv, c_kv, forward_batch, q_rope=q_pe, k_rope=k_pe, topk_indices=topk
-        )
+        index_q, index_k, index_weights = self.indexer(hidden, q_latent, positions)
+        o_lat = self.attn(q_abs.reshape(tokens, -1), c_kv, c_kv, forward_batch, q_rope=q_pe, k_rope=k_pe,
+                          index_q=index_q, index_k=index_k, index_weights=index_weights)
         o = torch.bmm(o_lat.view(tokens, self.num_local_heads, self.kv_lora_rank).transpose(0, 1), self.w_vc)
         return self.o_proj(o.transpose(0, 1).reshape(tokens, -1))[0]

@@ -116,13 +116,17 @@ def pad_rows(x: dict, rows: int) -> dict:
 
 
 def run_layer(backend, forward_batch, x: dict):
-    """The model's two calls for one DSA layer: (top-k positions, attention output ``[T, H * Dl]``)."""
+    """The model's attention call for one DSA layer: (the top-k positions it selected, output ``[T, H * Dl]``)."""
     d_layer = SimpleNamespace(layer_id=0, tp_q_head_num=x["q_rope"].shape[1], scaling=0.2)
-    topk = backend.select_topk(0, forward_batch, x["iq"], x["ik"], x["w"])
     forward = backend.forward_decode if forward_batch.forward_mode.is_decode() else backend.forward_extend
     out = forward(x["q"], x["c_kv"], x["c_kv"], d_layer, forward_batch, q_rope=x["q_rope"], k_rope=x["k_rope"],
-                  topk_indices=topk)
-    return topk, out
+                  index_q=x["iq"], index_k=x["ik"], index_weights=x["w"])
+    return selection(backend, forward_batch, x), out
+
+
+def selection(backend, forward_batch, x: dict) -> torch.Tensor:
+    """The top-k positions the attention call selected for ``x`` (the same keys stored again, selected again)."""
+    return backend.select_topk(0, forward_batch, x["iq"], x["ik"], x["w"])
 
 
 class StaticInputs:

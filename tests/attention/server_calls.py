@@ -19,12 +19,13 @@ sglang makes to the backend, in a server's order, on hand-built forward batches:
    the all-gather (``context_parallel.py``).
 
 The cached prefix is written through the pool's own stores (what the earlier forward
-did); every step then goes through ``select_topk`` and ``forward_extend`` /
-``forward_decode``: the pool's rows, the backend's index transform and its kernels'
-launch choices. Returns per step the top-k positions and the attention output, so two
-backends (Triton, float32 reference) can be compared on the same inputs
-(tests/attention/test_server_calls_gpu.py), and the Triton launches a GPU would get can
-be recorded from it (tests/attention/test_compile_targets.py).
+did); every step then is the model's attention call (``forward_extend`` /
+``forward_decode`` with the indexer's inputs): the pool's rows, the backend's top-k
+selection and index transform and its kernels' launch choices. Returns per step the
+top-k positions the call selected and its output, so two backends (Triton, float32
+reference) can be compared on the same inputs (tests/attention/test_server_calls_gpu.py),
+and the Triton launches a GPU would get can be recorded from it
+(tests/attention/test_compile_targets.py).
 """
 
 from __future__ import annotations
@@ -135,15 +136,16 @@ def _last_positions(rows_per_req, positions):
     return [positions[int(e)] for e in ends]
 
 
-def _step(backend, shape: Shape, batch, seed: int, device: str, topk=None):
-    """One layer: indexer keys stored + top-k, then attention (KV stored). Returns (top-k, out [T, H, Dl])."""
+def _step(backend, shape: Shape, batch, seed: int, device: str):
+    """One layer's attention call. Returns (the top-k positions it selected, out [T, H, Dl])."""
     x = layer_inputs(shape, batch.positions.shape[0], seed, device)
     backend.init_forward_metadata(batch)
-    chosen = backend.select_topk(0, batch, x["index_q"].float(), x["index_k"].float(), x["weights"])
+    index = (x["index_q"].float(), x["index_k"].float(), x["weights"])
     layer = SimpleNamespace(layer_id=0, tp_q_head_num=shape.heads, scaling=shape.scaling)
     forward = backend.forward_decode if batch.forward_mode.is_decode() else backend.forward_extend
     out = forward(x["q"], x["c_kv"], x["c_kv"], layer, batch, q_rope=x["q_rope"], k_rope=x["k_rope"],
-                  topk_indices=chosen if topk is None else topk)
+                  index_q=index[0], index_k=index[1], index_weights=index[2])
+    chosen = backend.select_topk(0, batch, *index)  # the keys stored again, the same selection
     return chosen, out.view(-1, shape.heads, shape.kv_lora_rank)
 
 
@@ -175,17 +177,12 @@ def server_batches(shape: Shape, device: str) -> dict[str, SimpleNamespace]:
     }
 
 
-def run_server_calls(backend, shape: Shape, device: str, topk_from: dict | None = None) -> dict:
-    """Run the steps on ``backend``; returns ``{step: (top-k positions, out)}``.
-
-    ``topk_from``: attend with these steps' top-k instead of the backend's own (so two
-    backends' attention is compared on the same selection).
-    """
+def run_server_calls(backend, shape: Shape, device: str) -> dict:
+    """Run the steps on ``backend``; returns ``{step: (top-k positions, out)}``."""
     fill_prefix(backend, shape, device)
     results = {}
     for seed, (step, batch) in enumerate(server_batches(shape, device).items()):
-        given = None if topk_from is None else topk_from[step][0]
-        results[step] = _step(backend, shape, batch, seed, device, given)
+        results[step] = _step(backend, shape, batch, seed, device)
     x = layer_inputs(shape, _CHUNK, seed=len(results), device=device)
     pool = backend.token_to_kv_pool
     results["cp_encode"] = (pool.encode_index_k(x["index_k"].float()), pool.encode_mla_rows(x["c_kv"], x["k_rope"]))

@@ -50,11 +50,12 @@ def run(backend, x, start: int, end: int, decode: bool):
         out_cache_loc=64 + rows, seq_lens=torch.tensor([end]),
     )
     backend.init_forward_metadata(batch)
-    topk = backend.select_topk(0, batch, x["iq"][rows], x["ik"][rows], x["w"][rows])
+    index = {"index_q": x["iq"][rows], "index_k": x["ik"][rows], "index_weights": x["w"][rows]}
     layer = SimpleNamespace(layer_id=0, tp_q_head_num=HEADS, scaling=SCALE)
     forward = backend.forward_decode if decode else backend.forward_extend
     out = forward(x["q"][rows].reshape(len(rows), -1), x["c_kv"][rows], x["c_kv"][rows], layer, batch,
-                  q_rope=x["q_rope"][rows], k_rope=x["k_rope"][rows], topk_indices=topk)
+                  q_rope=x["q_rope"][rows], k_rope=x["k_rope"][rows], **index)
+    topk = backend.select_topk(0, batch, *index.values())  # what the call selected
     return topk, out.view(len(rows), HEADS, DL)
 
 

@@ -74,10 +74,10 @@ def run_layer(backend, batch, x, rows: torch.Tensor | None = None):
         x = {name: torch.where((rows >= 0).view(-1, *[1] * (t.dim() - 1)), t[rows.clamp_min(0)], 0)
              for name, t in x.items()}
     n = x["q"].shape[0]
-    topk = backend.select_topk(0, batch, x["iq"], x["ik"], x["w"])
     layer = SimpleNamespace(layer_id=0, tp_q_head_num=HEADS, scaling=SCALE)
-    out = backend.forward_extend(x["q"].reshape(n, -1), x["c_kv"], x["c_kv"], layer, batch,
-                                 q_rope=x["q_rope"], k_rope=x["k_rope"], topk_indices=topk)
+    out = backend.forward_extend(x["q"].reshape(n, -1), x["c_kv"], x["c_kv"], layer, batch, q_rope=x["q_rope"],
+                                 k_rope=x["k_rope"], index_q=x["iq"], index_k=x["ik"], index_weights=x["w"])
+    topk = backend.select_topk(0, batch, x["iq"], x["ik"], x["w"])  # what the call selected
     return topk, out.view(n, HEADS, DL)
 
 
