@@ -25,10 +25,10 @@ import torch
 import triton
 
 from dsv32_plugin.kernels import reference as ref
-from dsv32_plugin.kernels.index_k_cache import store_index_k
-from dsv32_plugin.kernels.indexer_decode import indexer_topk_decode, topk_positions_to_slots, write_decode_logits
-from dsv32_plugin.kernels.indexer_prefill import indexer_topk_prefill, write_prefill_logits
-from dsv32_plugin.kernels.topk import topk_rows
+from dsv32_plugin.kernels.cache.index_k import store_index_k
+from dsv32_plugin.kernels.indexer.decode import indexer_topk_decode, topk_positions_to_slots, write_decode_logits
+from dsv32_plugin.kernels.indexer.prefill import indexer_topk_prefill, write_prefill_logits
+from dsv32_plugin.kernels.indexer.topk import topk_rows
 
 HEADS, DIM, TOPK = 64, 128, 2048
 INDEX_K_BYTES_PER_TOKEN = DIM + 4

@@ -24,9 +24,9 @@ import torch
 import triton
 
 from dsv32_plugin.kernels import reference as ref
-from dsv32_plugin.kernels.kv_cache import dequantize_kv_fp8, quantize_kv_fp8, store_mla_kv
-from dsv32_plugin.kernels.sparse_mla_core import LaunchConfig, _sparse_mla_fwd_kernel, default_config
-from dsv32_plugin.kernels.sparse_mla import sparse_mla_decode, sparse_mla_prefill
+from dsv32_plugin.kernels.cache.kv import dequantize_kv_fp8, quantize_kv_fp8, store_mla_kv
+from dsv32_plugin.kernels.sparse_mla.kernel import LaunchConfig, _sparse_mla_fwd_kernel, default_config
+from dsv32_plugin.kernels.sparse_mla.interface import sparse_mla_decode, sparse_mla_prefill
 
 try:
     import flash_mla

@@ -1,22 +1,35 @@
 """DSA kernels (core layer: torch + triton, never sglang).
 
-Public functions resolve lazily, so ``import dsv32_plugin.kernels`` costs no
-Triton compilation. Each has a float32 twin of the same name in
+One folder per op, each with its Triton kernels, launcher and float32 reference
+side by side, vendor kernels under the op they implement:
+
+* ``sparse_mla/`` -- sparse MLA attention (``interface.py``: the contracts; ``kernel.py``:
+  the Triton kernel; ``reference.py``; ``flashmla.py`` and ``fa3.py``: vendor kernels);
+* ``indexer/`` -- lightning indexer scores, top-k, the position -> slot map;
+* ``cache/`` -- the MLA KV cache (bf16 / FP8 656-byte rows) and the indexer K cache;
+* top level: byte layouts (``layout.py``), FP8 quantisation (``fp8.py``), the Hadamard
+  rotation (``hadamard.py``), the in-kernel e4m3 codec (``e4m3.py``) and what a launch is
+  configured for (``target.py``).
+
+Public functions resolve lazily, so ``import dsv32_plugin.kernels`` costs no Triton
+compilation. Each Triton one has a float32 twin of the same name in
 ``dsv32_plugin.kernels.reference``.
 """
 
 import importlib
 
 _EXPORTS = {
-    "sparse_mla_prefill": "sparse_mla",
-    "sparse_mla_decode": "sparse_mla",
-    "quantize_kv_fp8": "kv_cache",
-    "dequantize_kv_fp8": "kv_cache",
-    "store_mla_kv": "kv_cache",
-    "store_index_k": "index_k_cache",
-    "indexer_topk_prefill": "indexer_prefill",
-    "indexer_topk_decode": "indexer_decode",
-    "topk_positions_to_slots": "indexer_decode",
+    "sparse_mla_prefill": "sparse_mla.interface",
+    "sparse_mla_decode": "sparse_mla.interface",
+    "quantize_kv_fp8": "cache.kv",
+    "dequantize_kv_fp8": "cache.kv",
+    "store_mla_kv": "cache.kv",
+    "store_index_k": "cache.index_k",
+    "indexer_topk_prefill": "indexer.prefill",
+    "indexer_topk_decode": "indexer.decode",
+    "topk_positions_to_slots": "indexer.decode",
+    "quantize_fp8_blockwise": "fp8",
+    "hadamard_rotate": "hadamard",
 }
 
 __all__ = sorted(_EXPORTS)

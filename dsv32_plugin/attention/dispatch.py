@@ -70,8 +70,8 @@ _CLI_KV_CACHE_DTYPES = ("auto", "bf16", "bfloat16", "fp8_e4m3")  # the --kv-cach
 
 _REFERENCE = "dsv32_plugin.kernels.reference"
 _TRITON = "dsv32_plugin.kernels"
-_FLASHMLA = "dsv32_plugin.attention.flashmla_adapter"
-_FA3 = "dsv32_plugin.attention.fa3_adapter"
+_FLASHMLA = "dsv32_plugin.kernels.sparse_mla.flashmla"
+_FA3 = "dsv32_plugin.kernels.sparse_mla.fa3"
 
 
 @dataclass(frozen=True)
@@ -364,7 +364,7 @@ def select_kernels(
         indexer_prefill=KernelRef(_REFERENCE if index_exact else prefill_backend.indexer_module,
                                   "indexer_topk_prefill"),
         indexer_decode=KernelRef(_REFERENCE if index_exact else decode_backend.indexer_module, "indexer_topk_decode"),
-        quantize_index_q=KernelRef(_REFERENCE, "quantize_fp8_blockwise"),
+        quantize_index_q=KernelRef(_TRITON, "quantize_fp8_blockwise"),
         positions_to_slots=KernelRef(_device_module(device), "topk_positions_to_slots"),
     )
 

@@ -30,7 +30,7 @@ from sglang.srt.mem_cache.memory_pool import DSATokenToKVPool, MLATokenToKVPool
 from dsv32_plugin.attention.cache_format import DSACacheFormat
 from dsv32_plugin.attention.dispatch import select_cache_ops
 from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
-from dsv32_plugin.kernels.reference import quantize_fp8_blockwise
+from dsv32_plugin.kernels.fp8 import quantize_fp8_blockwise
 
 
 def _latent_rows(c_kv: torch.Tensor, k_rope: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 from sglang.srt.layers.linear import ReplicatedLinear
 from torch import nn
 
-from dsv32_plugin.kernels.reference.indexer import hadamard_matrix, hadamard_rotate
+from dsv32_plugin.kernels.hadamard import hadamard_matrix, hadamard_rotate
 from dsv32_plugin.models.rope import apply_rope, make_rope
 
 

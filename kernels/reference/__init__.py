@@ -1,30 +1,29 @@
 """Float32 torch references: the spec every kernel is tested against.
 
-One module per concept; names match the kernels in ``dsv32_plugin.kernels``.
-Generic in sizes (tiny test models use small head dims), exact in semantics.
+Each op folder keeps its own (``sparse_mla/reference.py``, ``indexer/reference.py``,
+``cache/kv_reference.py``, ``cache/index_k_reference.py``); this module names them in one
+place, with the same names as the kernels in ``dsv32_plugin.kernels``. Generic in sizes
+(tiny test models use small head dims), exact in semantics. The FP8 quantiser and the
+Hadamard rotation are torch code that production runs too (``kernels/fp8.py``,
+``kernels/hadamard.py``): they are their own references.
 """
 
 import importlib
 
 _EXPORTS = {
-    # sparse MLA (sparse_mla.py)
-    "sparse_mla_prefill": "sparse_mla",
-    "sparse_mla_decode": "sparse_mla",
-    # MLA KV cache, FP8 656-byte layout (kv_cache.py)
-    "quantize_kv_fp8": "kv_cache",
-    "dequantize_kv_fp8": "kv_cache",
-    "store_mla_kv": "kv_cache",
-    # FP8 quantisation with power-of-two scales (fp8.py)
+    "sparse_mla_prefill": "sparse_mla.reference",
+    "sparse_mla_decode": "sparse_mla.reference",
+    "quantize_kv_fp8": "cache.kv_reference",
+    "dequantize_kv_fp8": "cache.kv_reference",
+    "store_mla_kv": "cache.kv_reference",
+    "store_index_k": "cache.index_k_reference",
+    "gather_index_k": "cache.index_k_reference",
+    "indexer_scores": "indexer.reference",
+    "indexer_topk_prefill": "indexer.reference",
+    "indexer_topk_decode": "indexer.reference",
+    "topk_positions_to_slots": "indexer.reference",
     "quantize_fp8_blockwise": "fp8",
-    # lightning indexer (indexer.py)
-    "hadamard_rotate": "indexer",
-    "indexer_scores": "indexer",
-    "indexer_topk_prefill": "indexer",
-    "indexer_topk_decode": "indexer",
-    "topk_positions_to_slots": "indexer",
-    # indexer K cache, FP8 pages or exact rows (index_k_cache.py)
-    "store_index_k": "index_k_cache",
-    "gather_index_k": "index_k_cache",
+    "hadamard_rotate": "hadamard",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -33,5 +32,5 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    module = importlib.import_module(f"dsv32_plugin.kernels.{_EXPORTS[name]}")
     return getattr(module, name)

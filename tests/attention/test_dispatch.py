@@ -164,7 +164,7 @@ def test_flashmla_refused_on_ampere(fake_sm90_with_flashmla, monkeypatch):
     ],
 )
 def test_flashmla_indices_keep_only_readable_rows(topk_length):
-    from dsv32_plugin.attention.flashmla_adapter import _readable_indices
+    from dsv32_plugin.kernels.sparse_mla.flashmla import _readable_indices
 
     indices = torch.tensor([[3, -1, 9, 0, -7], [10, 2, 2, 4, 1], [1, 2, 3, 4, 5]], dtype=torch.int32)
     got = _readable_indices(indices, rows=10, topk_length=topk_length)
@@ -177,14 +177,14 @@ def test_flashmla_indices_keep_only_readable_rows(topk_length):
 
 
 def test_flashmla_empty_rows_get_minus_inf_lse():
-    from dsv32_plugin.attention.flashmla_adapter import _empty_rows_minus_inf
+    from dsv32_plugin.kernels.sparse_mla.flashmla import _empty_rows_minus_inf
 
     lse = torch.tensor([[1.5, float("inf")], [float("-inf"), -2.0]])
     assert torch.equal(_empty_rows_minus_inf(lse), torch.tensor([[1.5, float("-inf")], [float("-inf"), -2.0]]))
 
 
 def test_fa3_page_table_lists_readable_slots_first():
-    from dsv32_plugin.attention.fa3_adapter import _compact_slots
+    from dsv32_plugin.kernels.sparse_mla.fa3 import _compact_slots
 
     indices = torch.tensor([[-1, 7, -1, 3, 12], [-1, -1, -1, -1, -1], [4, 5, 6, 1, 2]], dtype=torch.int32)
     topk_length = torch.tensor([5, 5, 3], dtype=torch.int32)
@@ -245,7 +245,7 @@ def test_cache_ops_and_the_slot_map_follow_the_device_the_exact_cache_the_refere
     assert cpu.gather_index_k is cuda.gather_index_k is reference.gather_index_k  # no Triton twin
     on_cuda = select_kernels("triton", "triton", device=CUDA, kv_cache_dtype="bf16")
     assert on_cuda.positions_to_slots.module == "dsv32_plugin.kernels"
-    assert on_cuda.quantize_index_q == dispatch.KernelRef("dsv32_plugin.kernels.reference", "quantize_fp8_blockwise")
+    assert on_cuda.quantize_index_q == dispatch.KernelRef("dsv32_plugin.kernels", "quantize_fp8_blockwise")
     exact = select_kernels("triton", "triton", device=CUDA, kv_cache_dtype="auto", index_exact=True)
     assert exact.indexer_prefill.module == exact.indexer_decode.module == "dsv32_plugin.kernels.reference"
     assert exact.sparse_decode.module == "dsv32_plugin.kernels"

@@ -10,7 +10,7 @@ import torch
 if not torch.cuda.is_available():  # CPU CI: Triton kernels run in the interpreter
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from dsv32_plugin.kernels import index_k_cache  # noqa: E402
+from dsv32_plugin.kernels.cache import index_k as index_k_cache  # noqa: E402
 from dsv32_plugin.kernels import reference as ref  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

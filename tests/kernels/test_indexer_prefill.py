@@ -14,7 +14,7 @@ if not torch.cuda.is_available():  # CPU CI: Triton kernels run in the interpret
 
 from indexer_topk_checks import assert_topk_row  # noqa: E402
 
-from dsv32_plugin.kernels import indexer_prefill  # noqa: E402
+from dsv32_plugin.kernels.indexer import prefill as indexer_prefill  # noqa: E402
 from dsv32_plugin.kernels import reference as ref  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

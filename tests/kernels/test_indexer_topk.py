@@ -1,4 +1,4 @@
-"""Radix top-k kernel (kernels/topk.py) against torch.topk-equivalent checks.
+"""Radix top-k kernel (kernels/indexer/topk.py) against torch.topk-equivalent checks.
 
 On CPU the Triton kernel runs in the interpreter (TRITON_INTERPRET=1).
 """
@@ -13,8 +13,8 @@ if not torch.cuda.is_available():  # CPU CI: Triton kernels run in the interpret
 
 from indexer_topk_checks import assert_topk_row  # noqa: E402
 
-from dsv32_plugin.kernels import topk  # noqa: E402
-from dsv32_plugin.kernels.topk import topk_rows  # noqa: E402
+from dsv32_plugin.kernels.indexer import topk  # noqa: E402
+from dsv32_plugin.kernels.indexer.topk import topk_rows  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dsv32_plugin.kernels import reference as ref
-from dsv32_plugin.kernels.reference.kv_cache import fp8_dims, fp8_row_bytes, pow2_scale
+from dsv32_plugin.kernels.cache.kv_reference import fp8_dims, fp8_row_bytes, pow2_scale
 
 
 def test_pow2_scale_is_exact_ceil_log2():
@@ -79,7 +79,7 @@ if not torch.cuda.is_available():
 
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from dsv32_plugin.kernels import kv_cache as kernels  # noqa: E402
+from dsv32_plugin.kernels.cache import kv as kernels  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dsv32_plugin.kernels import reference as ref
+from dsv32_plugin.kernels.layout import fp8_row_bytes
 
 
 def naive_rows(q_row, rows, sm_scale, d_v):
@@ -82,7 +83,7 @@ def paged_cache(gen, num_pages, page_size, D, fp8, d_nope):
     """A paged cache filled with NaN (bf16) / 0xFF NaN bytes (FP8) plus the kv it would hold."""
     kv = torch.randn(num_pages * page_size, D, generator=gen).to(torch.bfloat16)
     if fp8:
-        cache = torch.full((num_pages, page_size, ref.kv_cache.fp8_row_bytes(d_nope, D - d_nope)), 0xFF, dtype=torch.uint8)
+        cache = torch.full((num_pages, page_size, fp8_row_bytes(d_nope, D - d_nope)), 0xFF, dtype=torch.uint8)
     else:
         cache = torch.full((num_pages, page_size, D), float("nan"), dtype=torch.bfloat16)
     return cache, kv
@@ -137,9 +138,8 @@ if not torch.cuda.is_available():
 
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from dsv32_plugin.kernels.reference.kv_cache import fp8_row_bytes  # noqa: E402
-from dsv32_plugin.kernels.sparse_mla_core import LaunchConfig  # noqa: E402
-from dsv32_plugin.kernels.sparse_mla import sparse_mla_decode, sparse_mla_prefill  # noqa: E402
+from dsv32_plugin.kernels.sparse_mla.kernel import LaunchConfig  # noqa: E402
+from dsv32_plugin.kernels.sparse_mla.interface import sparse_mla_decode, sparse_mla_prefill  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 

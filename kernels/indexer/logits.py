@@ -9,7 +9,7 @@ lanes, never across warps.
 import triton
 import triton.language as tl
 
-from .e4m3 import e4m3_dot_operand
+from ..e4m3 import e4m3_dot_operand
 
 
 def head_block(num_heads: int) -> int:

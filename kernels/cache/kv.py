@@ -1,7 +1,7 @@
 """Triton kernels for the MLA KV cache: FP8 quantise/dequantise and the paged store.
 
 Byte layout and paged-cache shapes: ``kernels/layout.py``; scale rule: the reference
-``dsv32_plugin.kernels.reference.kv_cache`` (FlashMLA "V32": 512 fp8 bytes,
+``dsv32_plugin.kernels.cache.kv_reference`` (FlashMLA "V32": 512 fp8 bytes,
 4 float32 power-of-two scales, 64 bf16 rope values = 656 bytes per token).
 ``load_kv_fp8_rows`` is the one dequantiser; the sparse MLA decode kernel
 calls it too.
@@ -11,10 +11,10 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_utils import check_launchable
-from .e4m3 import e4m3_bits, e4m3_value
-from .layout import as_pages, fp8_dims, fp8_row_bytes
-from .target import launch_target
+from .._triton_utils import check_launchable
+from ..e4m3 import e4m3_bits, e4m3_value
+from ..layout import as_pages, fp8_dims, fp8_row_bytes
+from ..target import launch_target
 
 _BLOCK_ROWS = 16
 

@@ -11,9 +11,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_utils import check_launchable
-from .indexer_logits import head_block, score_tile
-from .target import launch_target
+from .._triton_utils import check_launchable
+from .logits import head_block, score_tile
+from ..target import launch_target
 from .topk import topk_rows
 
 LOGITS_BUDGET_BYTES = 256 << 20

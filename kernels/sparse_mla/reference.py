@@ -20,8 +20,8 @@ H = 128 per GPU, topk = 2048; test models use smaller ones).
 import torch
 
 from ..layout import as_pages, fp8_dims
-from ..sparse_mla_args import check_decode_args, check_prefill_args
-from .kv_cache import dequantize_kv_fp8
+from ..cache.kv_reference import dequantize_kv_fp8
+from .args import check_decode_args, check_prefill_args
 
 _CHUNK_ELEMS = 1 << 25  # gathered float32 elements per chunk of query rows (128 MiB)
 
@@ -88,7 +88,7 @@ def sparse_mla_decode(
     """Sparse attention of decode/verify queries over a paged MLA cache.
 
     q [B, s_q, H, D]; kv_cache [num_pages, page_size, D] bf16/float, or uint8
-    [num_pages, page_size, row_bytes] in the FP8 layout of ``kv_cache.py``
+    [num_pages, page_size, row_bytes] in the FP8 layout of ``cache/kv_reference.py``
     (656 bytes for D = 576); indices [B, s_q, topk] int32 global slots
     (page * page_size + offset), -1 = skip; topk_length [B, s_q] or None.
     Returns out [B, s_q, H, d_v] in q.dtype and lse [B, s_q, H] float32.

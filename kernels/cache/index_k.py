@@ -9,10 +9,10 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_utils import check_launchable
-from .e4m3 import e4m3_bits
-from .layout import INDEX_K_PAGE_SIZE, index_k_head_dim
-from .target import launch_target
+from .._triton_utils import check_launchable
+from ..e4m3 import e4m3_bits
+from ..layout import INDEX_K_PAGE_SIZE, index_k_head_dim
+from ..target import launch_target
 
 
 @triton.jit(do_not_specialize=["num_tokens"])

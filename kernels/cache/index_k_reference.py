@@ -8,7 +8,7 @@ are those of the MLA cache.
 import torch
 
 from ..layout import INDEX_K_PAGE_SIZE, index_k_head_dim, index_k_is_exact, index_k_slots
-from .fp8 import quantize_fp8_blockwise
+from ..fp8 import quantize_fp8_blockwise
 
 
 def store_index_k(cache: torch.Tensor, slots: torch.Tensor, k: torch.Tensor, k_scale: torch.Tensor | None = None) -> None:

@@ -24,9 +24,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_utils import dot_operand
-from .kv_cache import load_kv_fp8_rows
-from .target import launch_target
+from .._triton_utils import dot_operand
+from ..cache.kv import load_kv_fp8_rows
+from ..target import launch_target
 
 _LN2 = math.log(2.0)
 

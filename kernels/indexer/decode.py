@@ -11,10 +11,10 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_utils import check_launchable
-from .indexer_logits import head_block, score_tile
-from .layout import INDEX_K_PAGE_SIZE, index_k_head_dim
-from .target import launch_target
+from .._triton_utils import check_launchable
+from .logits import head_block, score_tile
+from ..layout import INDEX_K_PAGE_SIZE, index_k_head_dim
+from ..target import launch_target
 from .topk import topk_rows
 
 

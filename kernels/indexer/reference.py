@@ -10,34 +10,12 @@ returns their positions, valid ones first, then -1 padding (order among the
 valid ones is not part of the contract). Ties are broken arbitrarily.
 """
 
-import math
-
 import torch
 
+from ..cache.index_k_reference import gather_index_k
 from ..layout import INDEX_K_PAGE_SIZE
-from .index_k_cache import gather_index_k
 
 _SCORE_CHUNK_ELEMENTS = 1 << 25  # bound of the [rows, heads, keys] fp32 temporary
-
-
-def hadamard_matrix(dim: int, device=None) -> torch.Tensor:
-    """``H_D / sqrt(D)`` float32 ``[D, D]`` (Sylvester Walsh-Hadamard, D a power of two)."""
-    if dim < 1 or dim & (dim - 1):
-        raise ValueError(f"Hadamard rotation needs a power-of-two last dim, got {dim}")
-    hadamard = torch.ones(1, 1, dtype=torch.float32, device=device)
-    while hadamard.shape[0] < dim:
-        hadamard = torch.cat([torch.cat([hadamard, hadamard], 1), torch.cat([hadamard, -hadamard], 1)], 0)
-    return hadamard / math.sqrt(dim)
-
-
-def hadamard_rotate(x: torch.Tensor, matrix: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ H_D / sqrt(D)`` on the last dim, computed in fp32, returned in x's dtype.
-
-    ``matrix``: ``hadamard_matrix(D)`` built once by the caller (the model keeps it), else built here.
-    """
-    if matrix is None:
-        matrix = hadamard_matrix(x.shape[-1], x.device)
-    return (x.float() @ matrix).to(x.dtype)
 
 
 def indexer_scores(q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor, k_scale: torch.Tensor | None = None) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Both DSA caches quantise with scales ``2^ceil(log2(s))`` (ue8m0): dequantising
 is then exact in bf16. ``pow2_ceil`` computes that power of two from the
-float's bits; the MLA cache (``kv_cache.py``) and the indexer
+float's bits; the MLA cache (``cache/kv_reference.py``) and the indexer
 (``quantize_fp8_blockwise``) differ only in where they floor ``s``.
 """
 

@@ -1,4 +1,4 @@
-"""Sparse MLA launchers (Triton) over ``sparse_mla_core``.
+"""Sparse MLA launchers (Triton) over ``kernel.py``.
 
 * ``sparse_mla_prefill``: query tokens attend over gathered rows of a contiguous bf16 KV buffer.
 * ``sparse_mla_decode``: decode / MTP verify over a paged bf16 or FP8 (656-byte) MLA cache.
@@ -6,10 +6,10 @@
 
 import torch
 
-from ._triton_utils import check_launchable
-from .layout import as_pages
-from .sparse_mla_args import check_decode_args, check_prefill_args
-from .sparse_mla_core import LaunchConfig, default_config, sparse_mla_forward
+from .._triton_utils import check_launchable
+from ..layout import as_pages
+from .args import check_decode_args, check_prefill_args
+from .kernel import LaunchConfig, default_config, sparse_mla_forward
 
 
 def sparse_mla_prefill(

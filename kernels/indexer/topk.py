@@ -31,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_utils import check_launchable
+from .._triton_utils import check_launchable
 
 CANDIDATES = 8192  # candidate buffer per row (int64 each)
 

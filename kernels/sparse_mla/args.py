@@ -3,7 +3,7 @@ kernels, their float32 reference and the adapters that follow the same signature
 
 import torch
 
-from .layout import fp8_dims
+from ..layout import fp8_dims
 
 
 def check_prefill_args(q, kv, indices, topk_length) -> None:

@@ -1,4 +1,4 @@
-"""FlashMLA adapters against the float32 reference at DeepSeek-V3.2 head sizes (GPU with ``flash_mla`` only)."""
+"""FlashMLA wrappers (kernels/sparse_mla/flashmla.py) against the float32 reference at DeepSeek-V3.2 head sizes (GPU with ``flash_mla`` only)."""
 
 import pytest
 import torch
@@ -13,9 +13,9 @@ PAGE = 64
 
 def flashmla():
     pytest.importorskip("flash_mla")
-    from dsv32_plugin.attention import flashmla_adapter
+    from dsv32_plugin.kernels.sparse_mla import flashmla
 
-    return flashmla_adapter
+    return flashmla
 
 
 def messy_indices(rows: int, topk: int, pool: torch.Tensor, limit: int, gen: torch.Generator) -> torch.Tensor:

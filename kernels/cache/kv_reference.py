@@ -9,7 +9,7 @@ in bf16, an all-zero tile gets a finite scale and zero bytes (no NaN).
 import torch
 
 from ..layout import FP8_TILE, as_pages, fp8_dims, fp8_row_bytes
-from .fp8 import FP8_E4M3_MAX, pow2_ceil
+from ..fp8 import FP8_E4M3_MAX, pow2_ceil
 
 SCALE_INV_MIN = 1e-4
 

@@ -22,6 +22,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from ..target import launch_target
+
 D_QK = 576
 D_V = 512
 FP8_ROW_BYTES = 656
@@ -47,7 +49,7 @@ def _check_dims(q: torch.Tensor, d_v: int) -> None:
 def _padded_heads(num_heads: int, device: torch.device) -> int:
     if num_heads > 128:
         raise ValueError(f"FlashMLA runs at most 128 query heads per call, got {num_heads}")
-    sm90 = torch.cuda.get_device_capability(device)[0] == 9
+    sm90 = launch_target(device).arch // 10 == 9
     return 64 if sm90 and num_heads <= 64 else 128
 
 
