@@ -10,7 +10,9 @@ whose KV allocator does not add up -- free + radix-cached = capacity -- raises i
 warning). The indexer cache shares the KV pool's slots (``attention/pool.py``), so that one
 check covers both caches. Then, in order:
 
-1. ``load``: the host's ``bench_serving`` (``python -m sglang.benchmark.serving``), 128 prompts
+1. ``load``: the host's ``bench_serving`` (``python -m sglang.benchmark.serving``), after its
+   own untimed warm-up of ``concurrency`` requests (``--warmup-requests``: the first batches of a
+   shape JIT-compile kernels, which would otherwise land in the first server's numbers), 128 prompts
    of random token ids, ``--random-input-len 3072 --random-range-ratio 0.334`` (1024-3072 tokens;
    the host draws output lengths with the same ratio: 85-256), ``--random-output-len 256``,
    concurrency 32. Every request must complete; output tok/s, TPOT and TTFT are kept.
@@ -76,6 +78,7 @@ CPU_SMOKE = Load(kind="tiny", prompts=4, input_len=48, range_ratio=0.5, output_l
 def bench_serving(url: str, tokenizer: str, load: Load, out: pathlib.Path, env: dict) -> dict:
     cmd = [sys.executable, "-m", "sglang.benchmark.serving", "--backend", "sglang", "--base-url", url,
            "--dataset-name", "random-ids", "--tokenizer", tokenizer, "--num-prompts", str(load.prompts),
+           "--warmup-requests", str(load.concurrency),
            "--random-input-len", str(load.input_len), "--random-range-ratio", str(load.range_ratio),
            "--random-output-len", str(load.output_len), "--max-concurrency", str(load.concurrency),
            "--output-file", str(out), "--disable-tqdm", "--seed", "7"]
