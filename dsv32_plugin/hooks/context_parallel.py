@@ -29,10 +29,7 @@ from typing import Any
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.hooks.models import is_v32, serves_v32
 from dsv32_plugin.hooks.replaced import replaced
-
-CONTEXT_PARALLELISM = "sglang.srt.arg_groups.parallel_hook.handle_context_parallelism"
-MODEL_DECLARATIONS = "sglang.srt.arg_groups.overrides.collect_model_override_declarations"
-CP_RUNNER = "sglang.srt.model_executor.runner.eager_runner.EagerRunner._execute_extend_cp"
+from dsv32_plugin.host import touches
 _SOURCE = "dsv32_plugin.hooks.context_parallel"
 # What the host's DeepSeek override forces for zigzag (model_overrides/deepseek_v2.py).
 ZIGZAG_FORCED = ("moe_a2a_backend", "ep_size", "moe_dense_tp_size")
@@ -131,21 +128,6 @@ def _around_cp_runner(original, *args, **kwargs):
 
 
 def install() -> None:
-    ledger.hook(
-        CONTEXT_PARALLELISM, _around_context_parallelism, "AROUND",
-        why="V3.2 + --enable-prefill-cp: refuse in one line a CP width not dividing --tp, a non-DSA prefill "
-        "attention backend, a missing --cp-strategy; pass zigzag, which the host refuses for V3.2 by name",
-        undo="drop the hook; zigzag is then refused for V3.2 and bad widths fail on the host's assert",
-    )
-    ledger.hook(
-        MODEL_DECLARATIONS, _around_model_declarations, "AROUND",
-        why="V3.2 + zigzag CP: drop the host's forced moe_a2a_backend=deepep, ep_size=tp, moe_dense_tp_size=1 "
-        "(its own zigzag path needs them; the plugin's does not, and DeepEP cannot run on CPU)",
-        undo="drop the hook; V3.2 zigzag then needs DeepEP (GPU only) and EP = TP",
-    )
-    ledger.hook(
-        CP_RUNNER, _around_cp_runner, "AROUND",
-        why="CPU: the host's CP extend runner calls torch.cuda.current_stream() for a gather that ignores the "
-        "stream; without CUDA it answers None during that call",
-        undo="drop the hook; context-parallel prefill then needs a GPU",
-    )
+    ledger.hook(touches.CONTEXT_PARALLELISM, _around_context_parallelism)
+    ledger.hook(touches.MODEL_OVERRIDE_DECLARATIONS, _around_model_declarations)
+    ledger.hook(touches.CP_EXTEND_RUNNER, _around_cp_runner)

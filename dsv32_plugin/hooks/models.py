@@ -11,8 +11,8 @@ our MTP draft, every other V3-family config the host's in-tree class.
 from __future__ import annotations
 
 from dsv32_plugin.hooks import ledger
+from dsv32_plugin.host import touches
 
-REGISTRY = "sglang.srt.models.registry.ModelRegistry.models"
 TARGET_ARCH = "DeepseekV32ForCausalLM"
 DRAFT_ARCH = "DeepseekV3ForCausalLMNextN"
 
@@ -51,17 +51,8 @@ def draft_dispatch_class(host_nextn: type) -> type:
 
 def install() -> None:
     from sglang.srt.models.deepseek_nextn import DeepseekV3ForCausalLMNextN
-    from sglang.srt.models.registry import ModelRegistry
 
     from dsv32_plugin.models.deepseek_v32 import DeepseekV32ForCausalLM
 
-    ledger.set_entry(
-        REGISTRY, ModelRegistry.models, TARGET_ARCH, DeepseekV32ForCausalLM,
-        why="the host must build the plugin's V3.2 model (MLA + DSA indexer through the plugin's backend)",
-        undo="delete the key; the in-tree deepseek_v2 class serves V3.2 again",
-    )
-    ledger.set_entry(
-        REGISTRY, ModelRegistry.models, DRAFT_ARCH, draft_dispatch_class(DeepseekV3ForCausalLMNextN),
-        why="MTP drafts of V3.2 checkpoints must use the plugin's draft (the key is shared with V3)",
-        undo="restore the in-tree DeepseekV3ForCausalLMNextN class",
-    )
+    ledger.set_entry(touches.MODEL_CLASS, DeepseekV32ForCausalLM)
+    ledger.set_entry(touches.DRAFT_CLASS, draft_dispatch_class(DeepseekV3ForCausalLMNextN))

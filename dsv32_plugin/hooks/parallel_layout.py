@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
-
-TARGET = "sglang.srt.arg_groups.pipeline.run_resolution_pipeline"
+from dsv32_plugin.host import touches
 
 
 def check_layout(_result: None, server_args: Any) -> None:
@@ -37,9 +36,4 @@ def check_layout(_result: None, server_args: Any) -> None:
 
 
 def install() -> None:
-    ledger.hook(
-        TARGET, check_layout, "AFTER",
-        why="V3.2 only: refuse, in the launcher and naming the flags, a --tp/--dp/--ep layout whose widths do "
-        "not divide the heads, experts or FFN sizes (or EP on CPU) instead of a scheduler traceback",
-        undo="drop the hook; such layouts then fail while the model is built on each rank",
-    )
+    ledger.hook(touches.RESOLUTION_PIPELINE, check_layout)

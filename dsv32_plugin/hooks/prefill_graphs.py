@@ -19,10 +19,10 @@ from typing import Any
 
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.hooks.models import serves_v32
+from dsv32_plugin.host import touches
 
 logger = logging.getLogger("dsv32_plugin")
 
-TARGET = "sglang.srt.arg_groups.cuda_graph_hook.apply_cuda_graph_compatibility"
 _SOURCE = "dsv32_plugin.hooks.prefill_graphs"
 
 
@@ -46,10 +46,4 @@ def prefill_graphs_off_for_v32(original, server_args: Any) -> None:
 
 
 def install() -> None:
-    ledger.hook(
-        TARGET, prefill_graphs_off_for_v32, "AROUND",
-        why="V3.2's DSA indexer runs outside RadixAttention with data-dependent extend shapes, so the host's "
-        "breakable/full prefill graphs cannot replay it; prefill graphs are turned off with one log line",
-        undo="drop the hook once the model routes the indexer through an eager graph break (then prefill "
-        "graphs capture the rest of the body)",
-    )
+    ledger.hook(touches.PREFILL_GRAPHS, prefill_graphs_off_for_v32)

@@ -42,6 +42,7 @@ import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
+from dsv32_plugin.host import touches
 from dsv32_plugin.hooks.models import is_v32, serves_v32
 from dsv32_plugin.hooks.replaced import replaced
 from dsv32_plugin.scope import quantization_refusal
@@ -207,36 +208,7 @@ def _around_split_backend_resolution(original, view: Any) -> dict:
 
 
 def install() -> None:
-    ledger.hook(
-        "sglang.srt.server_args.ServerArgs.add_cli_args",
-        _extend_flags,
-        "AFTER",
-        why="--dsa-*-backend accept the plugin's backends; --nsa-*-backend aliases (dropped in 0.5.23); "
-        "the cookbook's --enable-nsa-prefill-context-parallel / --nsa-prefill-cp-mode / --cuda-graph-max-bs as "
-        "aliases of the 0.5.23 flags; its --collect-tokens-histogram accepted (always on with --enable-metrics)",
-        undo="remove when the host lists plugin DSA backends and the nsa spellings itself",
-    )
-    ledger.hook(
-        "sglang.srt.arg_groups.model_hook.handle_model_specific_adjustments",
-        _around_model_specific_adjustments,
-        "AROUND",
-        why="CPU + V3.2: default attention backend dsa (host picks intel_amx first); its DSA branch "
-        "calls torch.cuda.get_device_capability() unconditionally, answered (0, 0) for that call",
-        undo="remove when the host resolves DSA on CPU (no CUDA probe, dsa default for CPU)",
-    )
-    ledger.hook(
-        "sglang.srt.arg_groups.overrides._dsa_kv_cache_dtype_default",
-        _around_kv_cache_dtype_default,
-        "AROUND",
-        why="CPU + V3.2: host probes CUDA; plugin keeps auto (model dtype), allows bf16/fp8_e4m3",
-        undo="remove with the CPU branch above",
-    )
-    ledger.hook(
-        "sglang.srt.arg_groups.overrides._dsa_split_backend_resolution",
-        _around_split_backend_resolution,
-        "AROUND",
-        why="V3.2: DSA backend defaults/validation from dsv32_plugin.attention.dispatch (host probes "
-        "CUDA and refuses triton off ROCm); chunked-prefill size checked against the 64-token page; "
-        "quantizations the model cannot load refused",
-        undo="remove when the plugin's backends are host choices; other archs already pass through",
-    )
+    ledger.hook(touches.CLI_ARGS, _extend_flags)
+    ledger.hook(touches.MODEL_SPECIFIC_ADJUSTMENTS, _around_model_specific_adjustments)
+    ledger.hook(touches.KV_CACHE_DTYPE_DEFAULT, _around_kv_cache_dtype_default)
+    ledger.hook(touches.SPLIT_BACKEND_RESOLUTION, _around_split_backend_resolution)
