@@ -7,8 +7,12 @@ traceback; inside Python (``sglang.Engine``) it is an ordinary ValueError.
 """
 
 
+PREFIX = "dsv32-plugin: "
+
+
 class StartupRefusal(ValueError):
     """A flag combination dsv32-plugin refuses; ``str(exc)`` is the whole explanation."""
 
     def __init__(self, message: str):
-        super().__init__(message if message.startswith("dsv32-plugin: ") else f"dsv32-plugin: {message}")
+        self.reason = message.removeprefix(PREFIX)  # without the program's name, for tools that print their own
+        super().__init__(PREFIX + self.reason)

@@ -9,6 +9,7 @@ from typing import Optional
 from dsv32_plugin import __version__
 from dsv32_plugin.cli import launch_command as lc
 from dsv32_plugin.cli.deployments import HARDWARE, VARIANTS
+from dsv32_plugin.refusal import StartupRefusal
 
 DESCRIPTION = """\
 Print the `python -m sglang.launch_server` command that serves a DeepSeek-V3.2 variant
@@ -69,8 +70,8 @@ def _run_launch_command(args: argparse.Namespace) -> int:
                        reasoning=args.reasoning, tools=args.tools, cp=args.cp, pd=args.pd, nodes=args.nodes)
     try:
         print(lc.build(choice).render())
-    except lc.Refused as refusal:
-        print(f"dsv32-plugin launch-command: refused: {refusal}", file=sys.stderr)
+    except StartupRefusal as refusal:
+        print(f"dsv32-plugin launch-command: refused: {refusal.reason}", file=sys.stderr)
         return 2
     return 0
 

@@ -17,8 +17,8 @@
 from __future__ import annotations
 
 from dsv32_plugin.hooks import ledger
-from dsv32_plugin.hooks.models import is_v32
 from dsv32_plugin.host import touches
+from dsv32_plugin.policy import draft_problems, is_v32, refuse
 
 
 def backend_factory(host_factory):
@@ -62,8 +62,7 @@ def draft_extend_backend(original, self):
 def draft_decode_backend(original, self):
     if not is_v32(self.draft_model_runner.model_config.hf_config):
         return original(self)
-    if self.topk != 1:
-        raise ValueError(f"dsv32-plugin: the DeepSeek-V3.2 MTP draft needs --speculative-eagle-topk 1, got {self.topk}")
+    refuse(draft_problems(eagle_topk=self.topk))
     from dsv32_plugin.attention.draft_backend import DSAMultiStepDraftBackend
 
     return "dsa", DSAMultiStepDraftBackend(self.draft_model_runner, self.speculative_num_steps)

@@ -12,19 +12,7 @@ from __future__ import annotations
 
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.host import touches
-
-TARGET_ARCH = "DeepseekV32ForCausalLM"
-DRAFT_ARCH = "DeepseekV3ForCausalLMNextN"
-
-
-def is_v32(hf_config) -> bool:
-    """A DeepSeek-V3.2 config, the one test every hook uses to decide whether it acts.
-
-    ``index_topk`` set, and the arch is ``DeepseekV32ForCausalLM`` or the NextN
-    key the host rewrites a V3.2 draft's arch to.
-    """
-    archs = getattr(hf_config, "architectures", None) or []
-    return getattr(hf_config, "index_topk", None) is not None and (TARGET_ARCH in archs or DRAFT_ARCH in archs)
+from dsv32_plugin.policy import DRAFT_ARCH, is_v32
 
 
 def serves_v32(server_args) -> bool:

@@ -14,15 +14,12 @@ from typing import Any
 
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.host import touches
+from dsv32_plugin.policy import is_v32, layout_problems, refuse
 
 
 def check_layout(_result: None, server_args: Any) -> None:
     from sglang.srt.arg_groups.overrides import model_config_of, resolving_view
     from sglang.srt.runtime_context import parallel_widths_of
-
-    from dsv32_plugin.hooks.models import is_v32
-    from dsv32_plugin.models.parallel import layout_problems
-    from dsv32_plugin.refusal import StartupRefusal
 
     view = resolving_view(server_args)
     if str(view.model_path).lower() in ("none", "dummy"):
@@ -30,9 +27,7 @@ def check_layout(_result: None, server_args: Any) -> None:
     hf_config = model_config_of(view).hf_config
     if not is_v32(hf_config):
         return
-    problems = layout_problems(hf_config, parallel_widths_of(view), view.tp_size, view.ep_size, view.device or "cuda")
-    if problems:
-        raise StartupRefusal("; ".join(problems))
+    refuse(layout_problems(hf_config, parallel_widths_of(view), view.tp_size, view.ep_size, view.device or "cuda"))
 
 
 def install() -> None:

@@ -28,7 +28,7 @@ Four hooks, all recorded in the ledger (docs/hooks.md):
    and validation come from ``dispatch`` (the host's version asks CUDA for the
    capability and rejects ``triton`` outside ROCm); also refuses a chunked
    prefill size that is not a multiple of the 64-token DSA page, and a
-   checkpoint quantization the model cannot load (``dsv32_plugin.scope``).
+   checkpoint quantization the model cannot load, and HiSparse (``dsv32_plugin.policy``).
 
 Checkpoints the plugin does not serve (other DSA families such as GLM-5,
 non-DSA models) go through the host's code unchanged. The host itself forces
@@ -42,10 +42,10 @@ import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
-from dsv32_plugin.host import touches
-from dsv32_plugin.hooks.models import is_v32, serves_v32
+from dsv32_plugin.hooks.models import serves_v32
 from dsv32_plugin.hooks.replaced import replaced
-from dsv32_plugin.scope import quantization_refusal
+from dsv32_plugin.host import touches
+from dsv32_plugin.policy import CP_MODES, refuse, server_args_problems
 
 logger = logging.getLogger("dsv32_plugin")
 
@@ -53,8 +53,6 @@ _BACKEND_FLAGS = {
     "dsa_prefill_backend": "--nsa-prefill-backend",
     "dsa_decode_backend": "--nsa-decode-backend",
 }
-# The cookbook's --nsa-prefill-cp-mode values and the host's --cp-strategy values they mean.
-CP_MODES = {"in-seq-split": "zigzag", "round-robin-split": "interleave"}
 _SOURCE = "dsv32_plugin.hooks.server_args"
 
 
@@ -176,19 +174,11 @@ def _around_split_backend_resolution(original, view: Any) -> dict:
     from sglang.srt.arg_groups.overrides import model_config_of
 
     from dsv32_plugin.attention.dispatch import mla_head_dims, select_kernels
-    from dsv32_plugin.refusal import StartupRefusal
 
-    if view.enable_hisparse:
-        raise StartupRefusal("--enable-hisparse is not supported by the plugin's DSA backend; leave it out")
-    refusal = quantization_refusal(model_config_of(view).quantization)
-    if refusal:
-        raise StartupRefusal(refusal)
-    chunk, page = view.chunked_prefill_size, view.page_size
-    if chunk is not None and chunk > 0 and page and chunk % page:
-        raise StartupRefusal(
-            f"--chunked-prefill-size {chunk} must be a multiple of the DSA page size {page} "
-            f"(e.g. {max(page, chunk // page * page)})"
-        )
+    refuse(server_args_problems(
+        enable_hisparse=view.enable_hisparse, quantization=model_config_of(view).quantization,
+        chunked_prefill_size=view.chunked_prefill_size, page_size=view.page_size,
+    ))
     kernels = select_kernels(
         view.dsa_prefill_backend, view.dsa_decode_backend, device=_device_of(view), kv_cache_dtype=view.kv_cache_dtype,
         head_dims=mla_head_dims(model_config_of(view).hf_config),

@@ -7,13 +7,15 @@ and that a full ``register()`` makes exactly these touches, each from its ``modu
 
 Modelled on vllm-ascend's ``patch/__init__.py``: per touch, why it exists, what dropping it
 does, and the host change after which it can go. No upstream PRs are filed yet.
-No import of sglang or torch: the CLI and the docs generator read this too.
+No import of sglang or torch: the docs generator reads this without a host.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
+
+from dsv32_plugin.policy import DRAFT_ARCH, TARGET_ARCH
 
 # HookRegistry hook types (sglang.srt.plugins.hook_registry.HookType names), and a write into a
 # host mapping (a registry dict, sys.modules, sys.path) or a process-wide attribute.
@@ -225,13 +227,13 @@ CP_EXTEND_RUNNER = Touch(
 
 _MODELS = "sglang.srt.models.registry.ModelRegistry.models"
 MODEL_CLASS = Touch(
-    _MODELS, ENTRY, _HOOKS + "models", key="DeepseekV32ForCausalLM",
+    _MODELS, ENTRY, _HOOKS + "models", key=TARGET_ARCH,
     why="the host must build the plugin's V3.2 model (MLA + DSA indexer through the plugin's backend)",
     undo="delete the key; the in-tree deepseek_v2 class serves V3.2 again",
     remove_when="the plugin's model is upstream",
 )
 DRAFT_CLASS = Touch(
-    _MODELS, ENTRY, _HOOKS + "models", key="DeepseekV3ForCausalLMNextN",
+    _MODELS, ENTRY, _HOOKS + "models", key=DRAFT_ARCH,
     why="MTP drafts of V3.2 checkpoints must use the plugin's draft; the key is shared with V3, so a dispatching "
     "subclass builds ours for configs with `index_topk` and the host's class otherwise",
     undo="restore the in-tree `DeepseekV3ForCausalLMNextN` class",

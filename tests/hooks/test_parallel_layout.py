@@ -6,7 +6,7 @@ import subprocess
 import sys
 import pytest
 
-from dsv32_plugin.models.parallel import layout_problems, release_config
+from dsv32_plugin.policy import layout_problems, release_config
 from dsv32_plugin.testing import make_tiny_checkpoint
 
 V32 = release_config()
