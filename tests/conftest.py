@@ -41,6 +41,17 @@ if not _has_cuda():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
+@pytest.fixture(scope="session")
+def tiny_v32_checkpoint(tmp_path_factory) -> pathlib.Path:
+    """The default tiny DeepSeek-V3.2 checkpoint (bf16 random weights, seed 0), built once per session.
+
+    Shared: read it, never write into it (a test that changes weights builds its own).
+    """
+    from dsv32_plugin.testing import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("session-tiny-v32") / "tiny-v32")
+
+
 def pytest_collection_modifyitems(config, items):
     if _has_cuda():
         return

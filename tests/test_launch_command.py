@@ -159,6 +159,10 @@ def test_console_script_prints_and_refuses():
     refused = console_script("launch-command", "--hardware", "mi300x", "--variant", "v3.2")
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.startswith("dsv32-plugin launch-command: refused: --hardware mi300x:")
+    upper = console_script("launch-command", "--hardware", "H200", "--variant", "V3.2", "--mtp")
+    assert upper.returncode == 0 and upper.stdout == done.stdout, upper.stderr
+    unknown = console_script("launch-command", "--hardware", "h300", "--variant", "v3.2")
+    assert unknown.returncode == 2 and "invalid choice: 'h300'" in unknown.stderr
 
 
 def test_help_is_readable():

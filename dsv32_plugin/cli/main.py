@@ -44,8 +44,10 @@ def _add_launch_command(subparsers) -> None:
     )
     hardware = ", ".join(f"{key} ({hw.name}, {hw.memory_gb} GB x {hw.gpus_per_node} per node)"
                          for key, hw in HARDWARE.items())
-    parser.add_argument("--hardware", required=True, choices=list(HARDWARE), metavar="GPU", help=hardware)
-    parser.add_argument("--variant", required=True, choices=list(VARIANTS), metavar="MODEL",
+    # Names as users write them (H200, V3.2) are the same choices.
+    parser.add_argument("--hardware", required=True, type=str.lower, choices=list(HARDWARE), metavar="GPU",
+                        help=hardware)
+    parser.add_argument("--variant", required=True, type=str.lower, choices=list(VARIANTS), metavar="MODEL",
                         help=", ".join(f"{key} ({v.model_path})" for key, v in VARIANTS.items()))
     parser.add_argument("--strategy", choices=list(lc.STRATEGIES), default="dp-attention",
                         help="; ".join(f"{key}: {what}" for key, what in lc.STRATEGIES.items())

@@ -34,7 +34,7 @@ import torch
 from dsv32_plugin.testing import make_tiny_checkpoint
 from test_mtp import make_draftable
 from test_multi_rank import LOGPROB_TOL, TWO_RANKS, random_ids
-from v32_server import generate, launch
+from dsv32_plugin.testing.server import launch
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -80,10 +80,10 @@ def numbers(out: dict) -> dict:
 def served(ckpt, root, flags, env) -> tuple[list[dict], str]:
     """Per prompt (A, B, D, C) its numbers, and the server log."""
     with launch(ckpt, root, "--dtype", "float32", *flags, env=env) as server:
-        batch = generate(server, {"input_ids": PROMPTS, "return_logprob": True, "logprob_start_len": 0,
+        batch = server.generate({"input_ids": PROMPTS, "return_logprob": True, "logprob_start_len": 0,
                                   "sampling_params": {"max_new_tokens": 16, "temperature": 0, "ignore_eos": True}},
                          timeout=600)
-        reuse = generate(server, {"input_ids": C, "return_logprob": True, "logprob_start_len": C_LOGPROB_START,
+        reuse = server.generate({"input_ids": C, "return_logprob": True, "logprob_start_len": C_LOGPROB_START,
                                   "sampling_params": {"max_new_tokens": 8, "temperature": 0, "ignore_eos": True}},
                          timeout=600)
         log = server.log_text()

@@ -1,11 +1,17 @@
 #!/bin/bash
 # The GPU tests on the device machine (H200 image: torch 2.11, triton 3.6, no sglang, no usable sgl_kernel).
 #
-#     bash tests/gpu/run_device.sh {ops|tiny|real} [pytest args...]        (device run, carry [".big", ".whl"])
+#     bash tests/gpu/run_device.sh {all|kernels|bench|ops|tiny|real} [pytest args...]   (carry [".big", ".whl"])
 #
-#   ops   the sgl_kernel stand-in's ops on CUDA (float64 twins, CUDA-graph replay) and the Rust TreeCore probe
-#   tiny  the serving matrix on the tiny FP8 checkpoint (tests/gpu/test_gpu_serving.py -k tiny)
-#   real  the same on the real-width dummy-weight checkpoint (-k real)
+#   all      every -m gpu test of tests/ (the serving matrix too: more than one 10-minute call)
+#   kernels  every -m gpu test but the serving matrix: kernels, FlashMLA adapter, graph capture, CP ranks,
+#            the stand-in's ops, the TreeCore probe
+#   bench    the GPU kernel benchmarks (tests/bench, --benchmark-only), JSON in $OUT/benchmarks-gpu.json
+#   ops      the sgl_kernel stand-in's ops on CUDA (float64 twins, CUDA-graph replay) and the Rust TreeCore probe
+#   tiny     the serving matrix on the tiny FP8 checkpoint (tests/gpu/test_gpu_serving.py -k tiny)
+#   real     the same on the real-width dummy-weight checkpoint (-k real)
+#
+# With a full sglang install on a GPU machine none of this is needed: `cd tests && pytest -m gpu` (docs/gpu_testing.md).
 #
 # Needs, in the repo root here: .big/ from ../shared/tools/device_sglang/pack.sh (stock sglang 0.5.23 and its
 # pure-Python needs; .big/run.sh installs them and this checkout on the device) and, for the FlashMLA backend,
@@ -16,13 +22,16 @@
 set -uo pipefail
 what=${1:-}
 shift || true
+export OUT=${OUT:-$PWD/gpu-out}
 case $what in
+  all) selection=(.) ;;
+  kernels) selection=(. --ignore=gpu/test_gpu_serving.py) ;;
+  bench) selection=(bench --benchmark-only --benchmark-json "$OUT/benchmarks-gpu.json") ;;
   ops) selection=(gpu_standin gpu/test_tree_core_probe.py) ;;
   tiny | real) selection=(gpu/test_gpu_serving.py -k "$what") ;;
-  *) echo "usage: bash tests/gpu/run_device.sh ops|tiny|real [pytest args...]" >&2; exit 2 ;;
+  *) echo "usage: bash tests/gpu/run_device.sh all|kernels|bench|ops|tiny|real [pytest args...]" >&2; exit 2 ;;
 esac
 [ -f .big/run.sh ] || { echo "no .big/run.sh: run ../shared/tools/device_sglang/pack.sh here and carry .big" >&2; exit 2; }
-export OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peer-site .whl/*.whl || exit 1
