@@ -36,7 +36,7 @@ def _has_cuda() -> bool:
 # module is imported, so it is set here, before collection imports any test module: setting it in one
 # test module is too late for helpers another test module imported first (they stay compiled-mode
 # and fail when an interpreted kernel calls them). Subprocesses of tests clear it (tests/pyrun.py,
-# tests/server/sglang_server.py) unless a test asks for it.
+# dsv32_plugin.testing.server) unless a test asks for it.
 if not _has_cuda():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
