@@ -39,6 +39,16 @@ def test_every_touch_says_why_what_undoing_does_and_when_it_can_go():
         assert t.why.strip() and t.undo.strip() and t.remove_when.strip(), t
 
 
+def test_every_target_exists_in_the_installed_host():
+    """What an sglang upgrade breaks first: a hooked function or a registry that moved."""
+    for t in touches.TOUCHES:
+        target = ledger.host_object(t.owner)
+        if t.kind == touches.ENTRY and t.key is not None:
+            assert hasattr(target, "__setitem__") or isinstance(target, list), t.target
+        else:
+            assert callable(target), t.target
+
+
 def test_hooks_md_is_written_from_the_table():
     assert HOOKS_MD.read_text() == hooks_doc.render(), (
         "docs/hooks.md is stale: reinstall the plugin, then run "
