@@ -9,14 +9,16 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_utils import check_launchable, interpreting, to_fp8e4nv
+from ._triton_utils import check_launchable
+from .e4m3 import e4m3_bits
 from .layout import INDEX_K_PAGE_SIZE, index_k_head_dim
+from .target import launch_target
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_tokens"])
 def _store_index_k_kernel(
     k_ptr, k_scale_ptr, slots_ptr, keys_ptr, scales_ptr, num_tokens, capacity,
-    D: tl.constexpr, BLOCK_N: tl.constexpr, QUANTIZE: tl.constexpr, INTERPRET: tl.constexpr,
+    D: tl.constexpr, BLOCK_N: tl.constexpr, QUANTIZE: tl.constexpr, FP8_HW: tl.constexpr,
 ):
     PAGE: tl.constexpr = 64
     PAGE_BYTES: tl.constexpr = PAGE * (D + 4)
@@ -24,7 +26,7 @@ def _store_index_k_kernel(
     dims = tl.arange(0, D)
     slot = tl.load(slots_ptr + tok, mask=tok < num_tokens, other=-1).to(tl.int64)
     ok = (tok < num_tokens) & (slot >= 0) & (slot < capacity)
-    x = tl.load(k_ptr + tok.to(tl.int64)[:, None] * D + dims[None, :], mask=ok[:, None], other=0.0)
+    x = tl.load(k_ptr + tok.to(tl.int64)[:, None] * D + dims[None, :], mask=ok[:, None], other=0)
     if QUANTIZE:
         x = x.to(tl.float32)
         amax = tl.maximum(tl.max(tl.abs(x), axis=1), 1e-4)
@@ -34,7 +36,7 @@ def _store_index_k_kernel(
         biased_exp = ((bits >> 23) & 0xFF) + ((bits & 0x7FFFFF) != 0).to(tl.int32)
         scale = (biased_exp << 23).to(tl.float32, bitcast=True)
         inv_scale = ((254 - biased_exp) << 23).to(tl.float32, bitcast=True)
-        x = to_fp8e4nv(tl.minimum(tl.maximum(x * inv_scale[:, None], -448.0), 448.0), INTERPRET)
+        x = e4m3_bits(tl.minimum(tl.maximum(x * inv_scale[:, None], -448.0), 448.0), FP8_HW)
     else:
         scale = tl.load(k_scale_ptr + tok, mask=ok, other=0.0)
     page = slot // PAGE
@@ -70,7 +72,7 @@ def store_index_k(cache: torch.Tensor, slots: torch.Tensor, k: torch.Tensor, k_s
     scale_arg = k if quantize else k_scale.float().contiguous()
     block_n = 16
     _store_index_k_kernel[(triton.cdiv(num_tokens, block_n),)](
-        k, scale_arg, slots.contiguous(), cache.view(torch.float8_e4m3fn), cache.view(torch.float32),
+        k if quantize else k.view(torch.uint8), scale_arg, slots.contiguous(), cache, cache.view(torch.float32),
         num_tokens, cache.shape[0] * INDEX_K_PAGE_SIZE,
-        D=head_dim, BLOCK_N=block_n, QUANTIZE=quantize, INTERPRET=interpreting(), num_warps=4,
+        D=head_dim, BLOCK_N=block_n, QUANTIZE=quantize, FP8_HW=launch_target(k.device).fp8_hardware, num_warps=4,
     )

@@ -12,17 +12,18 @@ import triton
 import triton.language as tl
 
 from ._triton_utils import check_launchable
-from .indexer_logits import fp8_dot_supported, head_block, score_tile
+from .indexer_logits import head_block, score_tile
 from .layout import INDEX_K_PAGE_SIZE, index_k_head_dim
+from .target import launch_target
 from .topk import topk_rows
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["page_table_stride", "max_pages", "s_q"])
 def _decode_logits_kernel(
     q_ptr, keys_ptr, scales_ptr, w_ptr, seq_lens_ptr, page_table_ptr, page_table_stride,
     logits_ptr, logits_stride, num_cache_pages, max_pages, num_heads, s_q,
     D: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_S: tl.constexpr,
-    TILES: tl.constexpr, FP8_DOT: tl.constexpr, NUM_STAGES: tl.constexpr,
+    TILES: tl.constexpr, FP8_HW: tl.constexpr, DOT_FP32: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):
     PAGE: tl.constexpr = 64
     PAGE_BYTES: tl.constexpr = PAGE * (D + 4)
@@ -36,7 +37,7 @@ def _decode_logits_kernel(
         q_head = pair % BLOCK_H
         q_ok = (pair // BLOCK_H < s_q) & (q_head < num_heads)
         q = tl.load(q_ptr + (q_row.to(tl.int64) * num_heads + q_head)[:, None] * D + dims[None, :],
-                    mask=q_ok[:, None], other=0.0)
+                    mask=q_ok[:, None], other=0)
         rows = tl.arange(0, BLOCK_Q)
         heads = tl.arange(0, BLOCK_H)
         w_ok = (rows[:, None] < s_q) & (heads[None, :] < num_heads)
@@ -50,9 +51,9 @@ def _decode_logits_kernel(
             page = tl.load(page_row + tok // PAGE, mask=tok_ok, other=0).to(tl.int64)
             tok_ok &= (page >= 0) & (page < num_cache_pages)
             offset = tok % PAGE
-            k = tl.load(keys_ptr + (page * PAGE_BYTES + offset * D)[:, None] + dims[None, :], mask=tok_ok[:, None], other=0.0)
+            k = tl.load(keys_ptr + (page * PAGE_BYTES + offset * D)[:, None] + dims[None, :], mask=tok_ok[:, None], other=0)
             k_scale = tl.load(scales_ptr + page * (PAGE_BYTES // 4) + (PAGE * D) // 4 + offset, mask=tok_ok, other=0.0)
-            scores = score_tile(k, q, w, k_scale, BLOCK_S, BLOCK_Q, BLOCK_H, FP8_DOT)
+            scores = score_tile(k, q, w, k_scale, BLOCK_S, BLOCK_Q, BLOCK_H, FP8_HW, DOT_FP32)
             tl.store(out_rows + tok[:, None], scores, mask=tok_ok[:, None] & (rows[None, :] < s_q))
 
 
@@ -96,24 +97,25 @@ def write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits, block
     batch, s_q, num_heads, dim = q.shape
     capacity = page_table.shape[1] * INDEX_K_PAGE_SIZE
     tiles = _tiles_per_program(batch, capacity, block_s, q.device)
+    target = launch_target(q.device)
     page_table = page_table.int()
     _decode_logits_kernel[(batch, max(1, triton.cdiv(capacity, tiles * block_s)))](
-        q.contiguous(), k_cache.view(torch.float8_e4m3fn), k_cache.view(torch.float32), weights.float().contiguous(),
+        q.contiguous().view(torch.uint8), k_cache, k_cache.view(torch.float32), weights.float().contiguous(),
         seq_lens.int(), page_table, page_table.stride(0), logits, logits.stride(0),
         k_cache.shape[0], page_table.shape[1], num_heads, s_q,
         D=dim, BLOCK_H=head_block(num_heads), BLOCK_Q=triton.next_power_of_2(s_q), BLOCK_S=block_s,
-        TILES=tiles, FP8_DOT=fp8_dot_supported(q.device), NUM_STAGES=num_stages, num_warps=num_warps,
+        TILES=tiles, FP8_HW=target.fp8_hardware, DOT_FP32=target.dot_fp32, NUM_STAGES=num_stages, num_warps=num_warps,
     )
 
 
 def _tiles_per_program(batch: int, capacity: int, block_s: int, device: torch.device) -> int:
     """Key tiles per program: enough programs for ~4 waves over the SMs, long loops otherwise."""
-    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+    sms = launch_target(device).sm_count
     total_tiles = batch * triton.cdiv(capacity, block_s)
     return max(1, min(32, total_tiles // (4 * sms)))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["table_stride", "table_cols"])
 def _positions_to_slots_kernel(pos_ptr, table_ptr, out_ptr, per_row, table_stride, table_cols,
                                PAGE_SIZE: tl.constexpr, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)

@@ -12,18 +12,19 @@ import triton
 import triton.language as tl
 
 from ._triton_utils import check_launchable
-from .indexer_logits import fp8_dot_supported, head_block, score_tile
+from .indexer_logits import head_block, score_tile
+from .target import launch_target
 from .topk import topk_rows
 
 LOGITS_BUDGET_BYTES = 256 << 20
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_rows"])
 def _prefill_logits_kernel(
     q_ptr, k_ptr, k_scale_ptr, w_ptr, starts_ptr, ends_ptr, logits_ptr, logits_stride,
     row0, num_rows, num_keys, num_heads,
     D: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr,
-    FP8_DOT: tl.constexpr, NUM_STAGES: tl.constexpr,
+    FP8_HW: tl.constexpr, DOT_FP32: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):
     first = row0 + tl.program_id(0) * BLOCK_T
     rows = first + tl.arange(0, BLOCK_T)
@@ -38,7 +39,7 @@ def _prefill_logits_kernel(
     q_row = (first + pair // BLOCK_H).to(tl.int64)
     q_head = pair % BLOCK_H
     q_ok = (q_row < num_rows) & (q_head < num_heads)
-    q = tl.load(q_ptr + (q_row * num_heads + q_head)[:, None] * D + dims[None, :], mask=q_ok[:, None], other=0.0)
+    q = tl.load(q_ptr + (q_row * num_heads + q_head)[:, None] * D + dims[None, :], mask=q_ok[:, None], other=0)
     heads = tl.arange(0, BLOCK_H)
     w_ok = row_ok[:, None] & (heads[None, :] < num_heads)
     w = tl.load(w_ptr + rows.to(tl.int64)[:, None] * num_heads + heads[None, :], mask=w_ok, other=0.0)
@@ -47,9 +48,9 @@ def _prefill_logits_kernel(
     for s0 in tl.range(lo, hi, BLOCK_S, num_stages=NUM_STAGES):
         keys = s0 + tl.arange(0, BLOCK_S)
         key_ok = keys < num_keys
-        k = tl.load(k_ptr + keys.to(tl.int64)[:, None] * D + dims[None, :], mask=key_ok[:, None], other=0.0)
+        k = tl.load(k_ptr + keys.to(tl.int64)[:, None] * D + dims[None, :], mask=key_ok[:, None], other=0)
         k_scale = tl.load(k_scale_ptr + keys, mask=key_ok, other=0.0)
-        scores = score_tile(k, q, w, k_scale, BLOCK_S, BLOCK_T, BLOCK_H, FP8_DOT)
+        scores = score_tile(k, q, w, k_scale, BLOCK_S, BLOCK_T, BLOCK_H, FP8_HW, DOT_FP32)
         inside = (keys[:, None] >= starts[None, :]) & (keys[:, None] < ends[None, :])
         tl.store(out_rows + keys[:, None], scores, mask=inside)
 
@@ -108,9 +109,10 @@ def write_prefill_logits(q, k, k_scale, weights, starts, ends, logits, row0, row
     Inputs as ``indexer_topk_prefill`` after its checks (contiguous; starts/ends int32).
     """
     num_heads, dim = q.shape[1], q.shape[2]
+    target = launch_target(q.device)
     _prefill_logits_kernel[(triton.cdiv(rows, block_t),)](
-        q, k, k_scale, weights, starts, ends, logits, logits.stride(0),
+        q.view(torch.uint8), k.view(torch.uint8), k_scale, weights, starts, ends, logits, logits.stride(0),
         row0, row0 + rows, k.shape[0], num_heads,
         D=dim, BLOCK_H=head_block(num_heads), BLOCK_T=block_t, BLOCK_S=block_s,
-        FP8_DOT=fp8_dot_supported(q.device), NUM_STAGES=num_stages, num_warps=num_warps,
+        FP8_HW=target.fp8_hardware, DOT_FP32=target.dot_fp32, NUM_STAGES=num_stages, num_warps=num_warps,
     )

@@ -11,14 +11,17 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_utils import check_launchable, interpreting, to_fp8e4nv
+from ._triton_utils import check_launchable
+from .e4m3 import e4m3_bits, e4m3_value
 from .layout import as_pages, fp8_dims, fp8_row_bytes
+from .target import launch_target
 
 _BLOCK_ROWS = 16
 
 
 @triton.jit
-def load_kv_fp8_rows(row_ptr, valid, D_NOPE: tl.constexpr, D_ROPE: tl.constexpr, BLOCK_N: tl.constexpr):
+def load_kv_fp8_rows(row_ptr, valid, D_NOPE: tl.constexpr, D_ROPE: tl.constexpr, BLOCK_N: tl.constexpr,
+                     FP8_HW: tl.constexpr):
     """Dequantise packed rows. row_ptr [BLOCK_N] uint8 pointers; masked rows are not read.
 
     Returns (nope [BLOCK_N, D_NOPE], rope [BLOCK_N, D_ROPE]), both bfloat16.
@@ -27,7 +30,7 @@ def load_kv_fp8_rows(row_ptr, valid, D_NOPE: tl.constexpr, D_ROPE: tl.constexpr,
     raw = tl.load(row_ptr[:, None] + tl.arange(0, D_NOPE)[None, :], mask=valid[:, None], other=0)
     scale_ptr = (row_ptr + D_NOPE).to(tl.pointer_type(tl.float32))
     scale = tl.load(scale_ptr[:, None] + tl.arange(0, N_TILES)[None, :], mask=valid[:, None], other=0.0)
-    x = tl.reshape(raw.to(tl.float8e4nv, bitcast=True).to(tl.float32), (BLOCK_N, N_TILES, 128))
+    x = tl.reshape(e4m3_value(raw, FP8_HW), (BLOCK_N, N_TILES, 128))
     nope = tl.reshape(x * scale[:, :, None], (BLOCK_N, D_NOPE)).to(tl.bfloat16)
     rope_ptr = (row_ptr + D_NOPE + 4 * N_TILES).to(tl.pointer_type(tl.bfloat16))
     rope = tl.load(rope_ptr[:, None] + tl.arange(0, D_ROPE)[None, :], mask=valid[:, None], other=0.0)
@@ -43,14 +46,14 @@ def _pow2_scale(amax):
     return (exponent << 23).to(tl.float32, bitcast=True)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_rows", "page_size", "num_slots"])
 def _store_kv_kernel(
     kv_ptr, stride_kv,  # kv [N, D_NOPE + D_ROPE], element strides
     slot_ptr,  # slots [N] int (ignored when IDENTITY_SLOTS)
     cache_ptr, stride_page, stride_tok,  # cache pages [num_pages, page_size, W], element strides
     n_rows, page_size, num_slots,
     CACHE_FP8: tl.constexpr, IDENTITY_SLOTS: tl.constexpr,
-    D_NOPE: tl.constexpr, D_ROPE: tl.constexpr, BLOCK_R: tl.constexpr, INTERPRET: tl.constexpr,
+    D_NOPE: tl.constexpr, D_ROPE: tl.constexpr, BLOCK_R: tl.constexpr, FP8_HW: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     in_rows = rows < n_rows
@@ -68,8 +71,8 @@ def _store_kv_kernel(
         N_TILES: tl.constexpr = D_NOPE // 128
         x = tl.reshape(nope.to(tl.float32), (BLOCK_R, N_TILES, 128))
         scale = _pow2_scale(tl.max(tl.abs(x), axis=2))  # [BLOCK_R, N_TILES]
-        q = to_fp8e4nv(tl.minimum(tl.maximum(x / scale[:, :, None], -448.0), 448.0), INTERPRET)
-        q = tl.reshape(q, (BLOCK_R, D_NOPE)).to(tl.uint8, bitcast=True)
+        q = e4m3_bits(tl.minimum(tl.maximum(x / scale[:, :, None], -448.0), 448.0), FP8_HW)
+        q = tl.reshape(q, (BLOCK_R, D_NOPE))
         tl.store(dst[:, None] + tl.arange(0, D_NOPE)[None, :], q, mask=valid[:, None])
         scale_dst = (dst + D_NOPE).to(tl.pointer_type(tl.float32))
         tl.store(scale_dst[:, None] + tl.arange(0, N_TILES)[None, :], scale, mask=valid[:, None])
@@ -81,14 +84,14 @@ def _store_kv_kernel(
         tl.store(dst[:, None] + D_NOPE + tl.arange(0, D_ROPE)[None, :], rope.to(ty), mask=valid[:, None])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_rows"])
 def _dequantize_kernel(
     packed_ptr, stride_p, out_ptr, stride_o, n_rows,
-    D_NOPE: tl.constexpr, D_ROPE: tl.constexpr, BLOCK_R: tl.constexpr,
+    D_NOPE: tl.constexpr, D_ROPE: tl.constexpr, BLOCK_R: tl.constexpr, FP8_HW: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     valid = rows < n_rows
-    nope, rope = load_kv_fp8_rows(packed_ptr + rows.to(tl.int64) * stride_p, valid, D_NOPE, D_ROPE, BLOCK_R)
+    nope, rope = load_kv_fp8_rows(packed_ptr + rows.to(tl.int64) * stride_p, valid, D_NOPE, D_ROPE, BLOCK_R, FP8_HW)
     dst = out_ptr + rows.to(tl.int64)[:, None] * stride_o
     ty = out_ptr.dtype.element_ty
     tl.store(dst + tl.arange(0, D_NOPE)[None, :], nope.to(ty), mask=valid[:, None])
@@ -114,7 +117,7 @@ def _launch_store(cache_pages: torch.Tensor, slots: torch.Tensor | None, kv: tor
         cache_pages, cache_pages.stride(0), cache_pages.stride(1),
         n, page_size, num_pages * page_size,
         CACHE_FP8=cache_pages.dtype == torch.uint8, IDENTITY_SLOTS=slots is None,
-        D_NOPE=d_nope, D_ROPE=d_rope, BLOCK_R=_BLOCK_ROWS, INTERPRET=interpreting(),
+        D_NOPE=d_nope, D_ROPE=d_rope, BLOCK_R=_BLOCK_ROWS, FP8_HW=launch_target(kv.device).fp8_hardware,
     )
 
 
@@ -146,7 +149,8 @@ def dequantize_kv_fp8(
     out = torch.empty(n, d_nope + d_rope, dtype=dtype, device=packed.device)
     if n:
         _dequantize_kernel[(triton.cdiv(n, _BLOCK_ROWS),)](
-            packed, packed.stride(0), out, out.stride(0), n, D_NOPE=d_nope, D_ROPE=d_rope, BLOCK_R=_BLOCK_ROWS
+            packed, packed.stride(0), out, out.stride(0), n, D_NOPE=d_nope, D_ROPE=d_rope, BLOCK_R=_BLOCK_ROWS,
+            FP8_HW=launch_target(packed.device).fp8_hardware,
         )
     return out
 

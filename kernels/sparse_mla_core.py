@@ -18,20 +18,25 @@ dequantised in registers by ``kv_cache.load_kv_fp8_rows``.
 """
 
 import dataclasses
-import functools
 import math
 
 import torch
 import triton
 import triton.language as tl
 
-from ._triton_utils import dot_fp32, dot_operand, interpreting
+from ._triton_utils import dot_operand
 from .kv_cache import load_kv_fp8_rows
+from .target import launch_target
 
 _LN2 = math.log(2.0)
 
 
-@triton.jit
+# An integer argument that can be 1 is never specialised (docs/kernels.md, "Specialisation"): Triton
+# turns an argument equal to 1 into a compile-time constant. num_slots and n_heads also feed the two
+# runtime branches below; with num_slots == 1 (a one-row context: the host's /health_generate prefills
+# one token) the constant folded its branch away and Triton 3.6's software pipeliner failed on the
+# unconditional dot feeding a dot inside the other branch ("PassManager::run failed" in make_ttgir).
+@triton.jit(do_not_specialize=["num_slots", "stride_lr", "stride_ls", "n_heads", "n_head_blocks"])
 def _sparse_mla_fwd_kernel(
     q_ptr, stride_qr, stride_qh,  # q [rows, H, D_V + D_ROPE]
     kv_ptr, stride_kv_page, stride_kv_tok, num_slots,  # pages [P, PAGE_SIZE, W]
@@ -41,7 +46,7 @@ def _sparse_mla_fwd_kernel(
     n_heads, n_head_blocks, qk_scale_log2,
     HAS_LENGTH: tl.constexpr, KV_FP8: tl.constexpr, PAGE_SIZE: tl.constexpr,
     D_V: tl.constexpr, D_ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
-    PREFETCH_IDX: tl.constexpr, DEFER_SUM: tl.constexpr, DOT_FP32: tl.constexpr,
+    PREFETCH_IDX: tl.constexpr, DEFER_SUM: tl.constexpr, DOT_FP32: tl.constexpr, FP8_HW: tl.constexpr,
 ):
     pid = tl.program_id(0)
     row = pid // n_head_blocks
@@ -84,7 +89,7 @@ def _sparse_mla_fwd_kernel(
         page = (slot // PAGE_SIZE).to(tl.int64)
         row_ptr = kv_ptr + page * stride_kv_page + (slot % PAGE_SIZE) * stride_kv_tok
         if KV_FP8:
-            k_nope, k_rope = load_kv_fp8_rows(row_ptr, valid, D_V, D_ROPE, BLOCK_N)
+            k_nope, k_rope = load_kv_fp8_rows(row_ptr, valid, D_V, D_ROPE, BLOCK_N, FP8_HW)
         else:
             k_nope = tl.load(row_ptr[:, None] + tl.arange(0, D_V)[None, :], mask=valid[:, None], other=0.0)
             k_rope = tl.load(row_ptr[:, None] + D_V + tl.arange(0, D_ROPE)[None, :], mask=valid[:, None], other=0.0)
@@ -131,7 +136,7 @@ def _sparse_mla_fwd_kernel(
     tl.store(lse_ptr + row.to(tl.int64) * stride_lr + split * stride_ls + heads, lse, mask=head_ok)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["stride_pls", "stride_lr", "n_heads"])
 def _combine_splits_kernel(
     part_ptr, stride_pr, stride_ps, stride_ph,  # partial out [rows, splits, H, D_V] float32
     plse_ptr, stride_plr, stride_pls,  # partial lse [rows, splits, H]
@@ -178,11 +183,6 @@ class LaunchConfig:
     defer_sum: bool = False
 
 
-@functools.lru_cache(maxsize=None)
-def _sm_count(device_index: int) -> int:
-    return torch.cuda.get_device_properties(device_index).multi_processor_count
-
-
 def default_config(
     q_rows: int, n_heads: int, topk: int, device: torch.device, split: bool, kv_fp8: bool = False
 ) -> LaunchConfig:
@@ -199,14 +199,15 @@ def default_config(
     (B=32) and lose 3% for prefill.
     """
     block_h = min(64, max(16, triton.next_power_of_2(n_heads)))
-    if interpreting():  # decode tests run the deferred row sums, prefill tests the per-step ones
+    target = launch_target(device)
+    if target.interpreter:  # decode tests run the deferred row sums, prefill tests the per-step ones
         return LaunchConfig(block_h, 16, 4, 1, 2 if split and topk > 16 else 1, defer_sum=split)
     block_n = 64 if block_h == 64 else 32
     num_warps = 8 if block_h == 64 else 4
     num_splits = 1
     if split:
         programs = q_rows * triton.cdiv(n_heads, block_h)
-        slots = _sm_count(device.index or 0) * (1 if block_h == 64 else 2)
+        slots = target.sm_count * (1 if block_h == 64 else 2)
         min_split = block_n if block_h == 64 else 128
         num_splits = max(1, min(slots // programs, triton.cdiv(topk, min_split)))
     deep = split and triton.cdiv(topk, num_splits) > 4 * block_n
@@ -259,6 +260,7 @@ def sparse_mla_forward(
         part_strides = (part.stride(0), part.stride(1), part.stride(2))
         lse_strides = (part_lse.stride(0), part_lse.stride(1))
     num_pages, page_size, _ = kv_pages.shape
+    target = launch_target(q.device)
     _sparse_mla_fwd_kernel[(rows * n_head_blocks, splits)](
         q, q.stride(0), q.stride(1),
         kv_pages, kv_pages.stride(0), kv_pages.stride(1), num_pages * page_size,
@@ -268,7 +270,7 @@ def sparse_mla_forward(
         n_heads, n_head_blocks, sm_scale / _LN2,
         HAS_LENGTH=topk_length is not None, KV_FP8=kv_fp8, PAGE_SIZE=page_size,
         D_V=d_v, D_ROPE=d_rope, BLOCK_H=c.block_h, BLOCK_N=c.block_n,
-        PREFETCH_IDX=c.prefetch_indices, DEFER_SUM=c.defer_sum, DOT_FP32=dot_fp32(),
+        PREFETCH_IDX=c.prefetch_indices, DEFER_SUM=c.defer_sum, DOT_FP32=target.dot_fp32, FP8_HW=target.fp8_hardware,
         num_warps=c.num_warps, num_stages=c.num_stages,
     )
     if splits > 1:

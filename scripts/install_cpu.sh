@@ -37,6 +37,9 @@ PIP=("$VENV/bin/python" -m pip install --quiet)
     sentencepiece==0.2.1 compressed-tensors==0.18.0 gguf einops jsonschema IPython soundfile==0.13.1 \
     safetensors "setuptools>=70" build pytest pytest-benchmark apache-tvm-ffi==0.1.11
 "${PIP[@]}" --no-deps sglang==0.5.23
+# The oldest Triton pyproject.toml allows, beside torch's (never imported unless put on PYTHONPATH): the
+# kernels are compiled with both for every GPU target (tests/attention/test_compile_targets.py).
+"${PIP[@]}" --no-deps --target "$VENV/triton-oldest" triton==3.6.0
 "${PIP[@]}" --no-deps "$REPO"
 echo "installed into $VENV: sglang 0.5.23 for the CPU; left out on purpose (\`pip check\` lists them):"
 echo "  GPU only: ${LEFT_OUT_GPU[*]}"

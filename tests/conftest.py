@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import pathlib
+import tempfile
 
 import pytest
 
@@ -52,11 +53,34 @@ def tiny_v32_checkpoint(tmp_path_factory) -> pathlib.Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("session-tiny-v32") / "tiny-v32")
 
 
+_COMPILE_CHECK = "test_compile_targets.py"
+
+
 def pytest_collection_modifyitems(config, items):
+    # The compile check runs in the background from the end of collection (its test waits for it at the end).
+    items.sort(key=lambda item: _COMPILE_CHECK in item.nodeid)
     if _has_cuda():
         return
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
         if item.get_closest_marker("gpu"):  # not `"gpu" in item.keywords`: that also matches tests/gpu/
             item.add_marker(skip_gpu)
+
+
+def pytest_collection_finish(session):
+    """Start tests/attention/compile_check.py (minutes of compiling) so it overlaps the other tests."""
+    if not any(_COMPILE_CHECK in item.nodeid for item in session.items):
+        return
+    from compile_check import start  # importable: collecting test_compile_targets.py put its folder on sys.path
+
+    session.config.compile_check_dir = pathlib.Path(tempfile.mkdtemp(prefix="dsv32-compile-check-"))
+    session.config.compile_check_job = start(session.config.compile_check_dir)
+
+
+def pytest_sessionfinish(session):
+    job = getattr(session.config, "compile_check_job", None)
+    if job is not None:
+        from compile_check import stop
+
+        stop(job)
 

@@ -12,7 +12,7 @@ import pytest
 from deployment_harness import assert_plugin_serves, resolve_commands
 
 from dsv32_plugin.cli import launch_command as lc
-from dsv32_plugin.cli.deployments import ATTENTION_DEFAULTS, HARDWARE, VARIANTS, WEIGHT_SHARE
+from dsv32_plugin.cli.deployments import HARDWARE, VARIANTS, WEIGHT_SHARE, attention_flags
 from dsv32_plugin.refusal import StartupRefusal
 
 GRID = [lc.Choice(*values) for values in itertools.product(
@@ -80,7 +80,7 @@ def test_every_printed_command_serves_with_the_plugin(commands, tmp_path):
     for (choice, argv), result in zip(shapes.values(), resolved):
         assert_plugin_serves(f"{choice}: {shlex.join(argv)}", result)
         fields = result["resolved"]
-        defaults = dict(zip(*[iter(ATTENTION_DEFAULTS[HARDWARE[choice.hardware].capability[0]])] * 2))
+        defaults = dict(zip(*[iter(attention_flags(HARDWARE[choice.hardware]))] * 2))
         assert (fields["dsa_prefill_backend"], fields["dsa_decode_backend"]) == (
             defaults["--dsa-prefill-backend"], defaults["--dsa-decode-backend"]), choice
 

@@ -241,11 +241,17 @@ BACKENDS: dict[str, _Backend] = {
 # Host flag values that name one of ours.
 HOST_ALIASES: dict[str, str] = {"triton_sparse_mla": "triton"}
 
+# Backends that have served DeepSeek-V3.2 on a GPU (docs/perf.md, "Serving"). Only these are
+# defaults and only these does ``dsv32-plugin launch-command`` print (tests/attention/test_dispatch.py);
+# fa3 can be asked for but has never run on a GPU.
+SERVED_ON_GPU = frozenset({"triton", "flashmla_sparse", "flashmla_kv", "flashmla_auto"})
+
 # Defaults per CUDA compute-capability major: (prefill preferences, decode
 # preferences); the first backend that can run wins. On the H200 FlashMLA is
 # faster than our Triton kernels (docs/perf.md: prefill 1.9x, FP8 decode
 # 1.5-1.8x, bf16 decode 1.3-2.2x at H=128), so it is preferred where installed
 # (sm90, and sm100 where FlashMLA also builds); Triton everywhere else.
+# ``launch-command`` prints the first of each (``recommended_backends``).
 CUDA_DEFAULT_PREFERENCES: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
     8: (("triton",), ("triton",)),  # sm80 / sm86 / sm89: FlashMLA has no kernels
     9: (("flashmla_auto", "triton"), ("flashmla_auto", "triton")),  # sm90 (H100 / H200)
@@ -253,6 +259,13 @@ CUDA_DEFAULT_PREFERENCES: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 _CUDA_FALLBACK_PREFERENCES = (("triton",), ("triton",))
 CPU_DEFAULT = "torch"
+
+
+def recommended_backends(capability_major: int) -> tuple[str, str]:
+    """(prefill, decode) the server picks with no flag on a GPU of this generation that has FlashMLA
+    (a full sglang install does), for DeepSeek-V3.2's dims: what ``launch-command`` prints."""
+    prefill, decode = CUDA_DEFAULT_PREFERENCES.get(capability_major, _CUDA_FALLBACK_PREFERENCES)
+    return prefill[0], decode[0]
 
 CHOICES: tuple[str, ...] = tuple(BACKENDS) + tuple(HOST_ALIASES)
 

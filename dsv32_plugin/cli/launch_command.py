@@ -16,7 +16,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Optional
 
-from dsv32_plugin.cli.deployments import ATTENTION_DEFAULTS, HARDWARE, VARIANTS, gpus_needed
+from dsv32_plugin.cli.deployments import HARDWARE, VARIANTS, attention_flags, gpus_needed
 from dsv32_plugin.policy import CP_MODES, layout_problems, quantization_problems, release_config
 from dsv32_plugin.refusal import StartupRefusal
 
@@ -154,7 +154,7 @@ def build(choice: Choice) -> LaunchCommand:
         others = "1 on the other" if nodes == 2 else f"1 to {nodes - 1} on the others"
         notes.append(f"run on each of the {nodes} nodes: NODE_RANK=0 on the head node, {others}; "
                      "HEAD_NODE_IP=<the head node's address>")
-    argv += ATTENTION_DEFAULTS[hardware.capability[0]]
+    argv += attention_flags(hardware)
     if variant.quantization == "modelopt_fp4":  # cookbook §3.5
         argv += ["--quantization", "modelopt_fp4", "--moe-runner-backend", "flashinfer_trtllm"]
     if choice.cp:

@@ -10,6 +10,7 @@ import torch
 
 from dsv32_plugin.attention import dispatch
 from dsv32_plugin.attention.dispatch import BACKENDS, select_kernels
+from dsv32_plugin.cli.deployments import HARDWARE, attention_flags
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
@@ -266,3 +267,27 @@ def test_flashmla_is_never_the_default_for_other_head_dims_and_is_refused_by_nam
     assert dispatch.default_backend("decode", device=cuda, kv_cache_dtype="bf16", head_dims=(160, 128)) == "triton"
     with pytest.raises(ValueError, match=r"flashmla_kv runs \(D, d_v\) = \(576, 512\) only"):
         dispatch.select_kernels(None, "flashmla_kv", device=cuda, kv_cache_dtype="fp8_e4m3", head_dims=(160, 128))
+
+
+def test_defaults_are_backends_that_served_on_a_gpu():
+    """No unrun default: every default preference has served DeepSeek-V3.2 on a GPU (fa3 has not)."""
+    for prefill, decode in [*dispatch.CUDA_DEFAULT_PREFERENCES.values(), dispatch._CUDA_FALLBACK_PREFERENCES]:
+        assert set(prefill) | set(decode) <= dispatch.SERVED_ON_GPU
+    assert "fa3" not in dispatch.SERVED_ON_GPU
+
+
+@pytest.mark.parametrize("hardware", [name for name, h in HARDWARE.items() if h.nvidia])
+def test_launch_command_prints_the_servers_own_defaults(hardware, monkeypatch):
+    """launch-command's kernels are what the server picks with no flag on that GPU (FlashMLA installed)."""
+    gpu = HARDWARE[hardware]
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: gpu.capability)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(dispatch.importlib.util, "find_spec",
+                        lambda name, *a: importlib.machinery.ModuleSpec(name, None) if name == "flash_mla"
+                        else real_find_spec(name, *a))
+    flags = dict(zip(*[iter(attention_flags(gpu))] * 2))
+    for phase in ("prefill", "decode"):
+        chosen = dispatch.default_backend(phase, device=CUDA, kv_cache_dtype=flags["--kv-cache-dtype"],
+                                          head_dims=dispatch.FLASHMLA_HEAD_DIMS)
+        assert flags[f"--dsa-{phase}-backend"] == chosen, (hardware, phase)
+        assert chosen in dispatch.SERVED_ON_GPU

@@ -4,8 +4,8 @@
 #     bash tests/gpu/run_device.sh {all|kernels|bench|ops|tiny|real} [pytest args...]   (carry [".big", ".whl"])
 #
 #   all      every -m gpu test of tests/ (the serving matrix too: more than one 10-minute call)
-#   kernels  every -m gpu test but the serving matrix: kernels, FlashMLA adapter, graph capture, CP ranks,
-#            the stand-in's ops, the TreeCore probe
+#   kernels  every kernel and backend GPU test (tests/kernels, tests/attention: the DSA backend driven as a
+#            server drives it at real width against the float32 reference, CUDA-graph capture, FlashMLA)
 #   bench    the GPU kernel benchmarks (tests/bench, --benchmark-only), JSON in $OUT/benchmarks-gpu.json
 #   ops      the sgl_kernel stand-in's ops on CUDA (float64 twins, CUDA-graph replay) and the Rust TreeCore probe
 #   tiny     the serving matrix on the tiny FP8 checkpoint (tests/gpu/test_gpu_serving.py -k tiny)
@@ -25,7 +25,7 @@ shift || true
 export OUT=${OUT:-$PWD/gpu-out}
 case $what in
   all) selection=(.) ;;
-  kernels) selection=(. --ignore=gpu/test_gpu_serving.py) ;;
+  kernels) selection=(kernels attention) ;;
   bench) selection=(bench --benchmark-only --benchmark-json "$OUT/benchmarks-gpu.json") ;;
   ops) selection=(gpu_standin gpu/test_tree_core_probe.py) ;;
   tiny | real) selection=(gpu/test_gpu_serving.py -k "$what") ;;

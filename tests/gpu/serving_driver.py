@@ -124,6 +124,8 @@ def configs(kind: str) -> dict[str, Config]:
         **dsa("bf16", "triton"),
         "plain-graphs": Config(DUMMY_FLAGS, True),
         "mtp-graphs": Config((*DUMMY_FLAGS, "--speculative-draft-load-format", "dummy", *EAGLE_FLAGS), True),
+        "mtp-eager": Config((*DUMMY_FLAGS, "--speculative-draft-load-format", "dummy", *EAGLE_FLAGS,
+                             "--disable-cuda-graph"), True),
         **dsa("fp8_e4m3", "triton"),
         **(dsa("bf16", "flashmla") if flashmla else {}),
     }
@@ -137,6 +139,7 @@ def pairs() -> dict[str, tuple[str, str]]:
     """Comparison name -> (reference configuration, configuration that must give its tokens)."""
     out = {f"{kv}-{b}: graphs = eager": (f"{kv}-{b}-eager", f"{kv}-{b}-graphs") for kv in KV_DTYPES for b in BACKENDS}
     out["mtp = plain (graphs)"] = ("plain-graphs", "mtp-graphs")
+    out["mtp: graphs = eager"] = ("mtp-eager", "mtp-graphs")
     out.update({f"{name} = one GPU": ("bf16-triton-graphs", name) for name in TWO_GPU_LAYOUTS})
     return out
 
@@ -196,10 +199,12 @@ def _read_logs(logs: pathlib.Path) -> dict:
 
 
 def _diagnostics(root: pathlib.Path, limit: int = 40) -> list[str]:
-    """Compiler diagnostics in the server logs (MLIR's ``error:``/``note:`` lines), which a Triton
-    ``PassManager::run failed`` prints long before the traceback that ``error`` keeps the end of."""
+    """What the server logs say long before the traceback that ``error`` keeps the end of: compiler
+    diagnostics (MLIR's ``error:``/``note:`` lines of a Triton ``PassManager::run failed``) and CUDA's
+    device-side ``Assertion ... failed`` lines (which kernel tripped, and where)."""
+    pattern = r"\b(error|note): |loc\(|Assertion .* failed"
     lines = [line for log in sorted(root.glob("server-*.log"))
-             for line in log.read_text(errors="replace").splitlines() if re.search(r"\b(error|note): |loc\(", line)]
+             for line in log.read_text(errors="replace").splitlines() if re.search(pattern, line)]
     return lines[:limit]
 
 
