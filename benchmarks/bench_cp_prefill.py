@@ -50,13 +50,10 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "gpu"))
-
 # The GPU serving driver's checkpoints (the tiny one widened to whole FP8 blocks for the host's FP8
-# GEMMs), server launcher, prompt tokens and near-tie rule.
-from serving_driver import TOKEN_RANGE, at_near_tie, first_difference, make_checkpoint  # noqa: E402
-from serving_driver import _launcher as _driver_launcher  # noqa: E402
+# GEMMs), prompt tokens and near-tie rule, and the tests' server launcher.
+from dsv32_plugin.testing import server as launcher
+from dsv32_plugin.testing.gpu_serving import TOKEN_RANGE, at_near_tie, first_difference, make_serving_checkpoint
 
 MAX_BOUND, MEAN_BOUND = 0.05, 0.005  # nats, CP against tp2, bf16
 CONFIGS = {
@@ -67,8 +64,7 @@ CONFIGS = {
 }
 CP_CONFIGS = ("cp2-interleave", "cp2-zigzag")
 GPU_FLAGS = ("--sampling-backend", "pytorch", "--mem-fraction-static", "0.8")
-CPU_FLAGS = ("--device", "cpu", "--disable-cuda-graph", "--skip-server-warmup", "--max-total-tokens", "4096",
-             "--dtype", "float32")
+CPU_FLAGS = (*launcher.CPU_FLAGS, "--dtype", "float32")
 READY_S, REQUEST_S = 900, 900
 
 
@@ -76,12 +72,6 @@ def random_prompt(length: int, seed: int) -> list[int]:
     import torch
 
     return torch.randint(*TOKEN_RANGE, (length,), generator=torch.Generator().manual_seed(seed)).tolist()
-
-
-def _launcher():
-    launcher = _driver_launcher()
-    launcher.READY_TIMEOUT_S = READY_S
-    return launcher
 
 
 def post(server, body: dict) -> list | dict:
@@ -184,7 +174,7 @@ def main(argv=None) -> int:
 
         checkpoint = make_tiny_checkpoint(workdir / "tiny", overrides={"index_n_heads": 64})
     else:
-        checkpoint = make_checkpoint("tiny" if args.what == "parity" else "real", workdir)
+        checkpoint = make_serving_checkpoint("tiny" if args.what == "parity" else "real", workdir)
     if args.what == "parity":
         base = CPU_FLAGS if args.cpu_smoke else (*GPU_FLAGS, "--kv-cache-dtype", "bf16")
         plan = parity_plan(args.cpu_smoke)
@@ -193,7 +183,6 @@ def main(argv=None) -> int:
         base = (*GPU_FLAGS, "--load-format", "dummy", "--disable-cuda-graph", "--chunked-prefill-size", chunk,
                 "--max-prefill-tokens", chunk, "--max-total-tokens", str(4 * max(args.lengths)))
     env = {"SGLANG_USE_CPU_ENGINE": "1" if args.cpu_smoke else "0"}
-    launcher = _launcher()
     summary: dict = {"what": args.what, "configs": {}, "comparisons": {}}
     if args.out.exists() and json.loads(args.out.read_text()).get("what") == args.what:
         summary = json.loads(args.out.read_text())
@@ -204,16 +193,15 @@ def main(argv=None) -> int:
         result: dict = {"flags": list(flags)}
         start = time.monotonic()
         try:
-            with launcher.launch(checkpoint, workdir, *flags, flags=(), env={**env, **two_ranks}) as server:
+            with launcher.launch(checkpoint, workdir, *flags, flags=(), env={**env, **two_ranks},
+                                 ready_timeout_s=READY_S) as server:
                 result["startup_s"] = round(time.monotonic() - start, 1)
                 if args.what == "parity":
                     result["sequences"] = run_parity(server, plan)
                 else:
                     result["prefill"] = run_prefill(server, args.lengths, args.repeats)
             result["ok"] = True
-        except BaseException as exc:  # the launcher's pytest.fail raises an OutcomeException
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+        except Exception as exc:  # ServerFailed, or a request that failed
             result.update(ok=False, error=f"{type(exc).__name__}: {exc}"[-4000:])
         summary["configs"][name] = result
         print(f"[bench_cp_prefill] {name}: ok={result['ok']} {result.get('prefill', result.get('error', ''))}",

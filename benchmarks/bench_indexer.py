@@ -78,13 +78,18 @@ PREFILL_CONFIGS = [  # (block_t, block_s, num_warps, num_stages); first = the de
 PREFILL_TOPK_CONFIGS = [(2048, 8), (4096, 8), (1024, 4), (2048, 4)]  # (block, num_warps)
 
 
-def bench_prefill(gen, quick):
-    num_q, num_k = 4096, 32768
+def prefill_inputs(gen, num_q=4096, num_k=32768):
+    """(q, weights, k, k_scale, start, end): the last ``num_q`` of ``num_k`` tokens, causal."""
     q, weights = fp8_queries((num_q,), gen)
     k, k_scale = ref.quantize_fp8_blockwise(torch.randn(num_k, DIM, generator=gen, device="cuda"))
-    k_scale = k_scale[:, 0].contiguous()
     start = torch.zeros(num_q, dtype=torch.int32, device="cuda")
     end = (num_k - num_q + 1 + torch.arange(num_q, device="cuda")).int()
+    return q, weights, k, k_scale[:, 0].contiguous(), start, end
+
+
+def bench_prefill(gen, quick):
+    num_q, num_k = 4096, 32768
+    q, weights, k, k_scale, start, end = prefill_inputs(gen, num_q, num_k)
     flops = 2 * float((end - start).sum()) * HEADS * DIM
     logits = torch.empty(num_q, num_k, dtype=torch.float32, device="cuda")
     rows = []
@@ -117,7 +122,8 @@ def bench_prefill(gen, quick):
 DECODE_CONFIGS = [(128, 4, 3), (128, 4, 4), (64, 4, 3), (256, 8, 3)]  # (block_s, num_warps, num_stages); first = default
 
 
-def bench_decode(gen, context, copy_gbps, quick, batch=64):
+def decode_inputs(gen, context, batch=64):
+    """(q, cache, weights, seq_lens, page_table): random FP8 index-K pages, shuffled, ``context`` tokens each."""
     max_pages = context // 64
     num_pages = batch * max_pages
     cache = torch.randint(0, 255, (num_pages, 64 * INDEX_K_BYTES_PER_TOKEN), dtype=torch.uint8, device="cuda")
@@ -127,6 +133,11 @@ def bench_decode(gen, context, copy_gbps, quick, batch=64):
     page_table = torch.randperm(num_pages, device="cuda", generator=gen).view(batch, max_pages).int()
     seq_lens = torch.full((batch,), context, dtype=torch.int32, device="cuda")
     q, weights = fp8_queries((batch, 1), gen)
+    return q, cache, weights, seq_lens, page_table
+
+
+def bench_decode(gen, context, copy_gbps, quick, batch=64):
+    q, cache, weights, seq_lens, page_table = decode_inputs(gen, context, batch)
     must_read = batch * context * INDEX_K_BYTES_PER_TOKEN + q.numel() + weights.numel() * 4
     logits = torch.empty(batch, context, dtype=torch.float32, device="cuda")
     rows = []

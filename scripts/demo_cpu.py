@@ -23,11 +23,13 @@ from pathlib import Path
 
 READY_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 60
-# SGLANG_USE_CPU_ENGINE=1 (set below) selects sglang's CPU engine; --max-total-tokens bounds the KV pool,
-# which otherwise sizes itself from free RAM. No --skip-server-warmup: without the warm-up the host posts
-# /freeze_gc before its HTTP server listens and logs a ConnectionRefusedError traceback.
-FLAGS = ("--tool-call-parser", "deepseekv32", "--reasoning-parser", "deepseek-v3",
-         "--device", "cpu", "--disable-cuda-graph", "--max-total-tokens", "4096")
+# SGLANG_USE_CPU_ENGINE=1 (set below) selects sglang's CPU engine; no decode graphs (the CPU graph runner
+# would compile them; the plugin turns V3.2's prefill graphs off itself); --max-total-tokens bounds the KV
+# pool, which otherwise sizes itself from free RAM. No --skip-server-warmup: without the warm-up the host
+# posts /freeze_gc before its HTTP server listens and logs a ConnectionRefusedError traceback.
+# The README shows this command (tests/server/test_demo.py checks they agree).
+FLAGS = ("--device", "cpu", "--disable-decode-cuda-graph", "--max-total-tokens", "4096",
+         "--tool-call-parser", "deepseekv32", "--reasoning-parser", "deepseek-v3")
 PLUGIN_MODEL_MODULE = "dsv32_plugin.models.deepseek_v32"
 
 

@@ -37,9 +37,20 @@ def _has_cuda() -> bool:
 # module is imported, so it is set here, before collection imports any test module: setting it in one
 # test module is too late for helpers another test module imported first (they stay compiled-mode
 # and fail when an interpreted kernel calls them). Subprocesses of tests clear it (tests/pyrun.py,
-# tests/server/sglang_server.py) unless a test asks for it.
+# dsv32_plugin.testing.server) unless a test asks for it.
 if not _has_cuda():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_v32_checkpoint(tmp_path_factory) -> pathlib.Path:
+    """The default tiny DeepSeek-V3.2 checkpoint (bf16 random weights, seed 0), built once per session.
+
+    Shared: read it, never write into it (a test that changes weights builds its own).
+    """
+    from dsv32_plugin.testing import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("session-tiny-v32") / "tiny-v32")
 
 
 _COMPILE_CHECK = "test_compile_targets.py"

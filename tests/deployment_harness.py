@@ -185,7 +185,7 @@ def _classes(record) -> dict:
     from sglang.srt.parser.reasoning_parser import ReasoningParser
 
     from dsv32_plugin.attention.dispatch import BACKENDS
-    from dsv32_plugin.hooks.models import is_v32
+    from dsv32_plugin.policy import is_v32
 
     hf_config = model_config_of(record).hf_config
     classes = {"model": _module_of(ModelRegistry.models[hf_config.architectures[0]]),

@@ -13,6 +13,7 @@ from deployment_harness import assert_plugin_serves, resolve_commands
 
 from dsv32_plugin.cli import launch_command as lc
 from dsv32_plugin.cli.deployments import HARDWARE, VARIANTS, WEIGHT_SHARE, attention_flags
+from dsv32_plugin.refusal import StartupRefusal
 
 GRID = [lc.Choice(*values) for values in itertools.product(
     HARDWARE, VARIANTS, lc.STRATEGIES, (False, True), (False, True), (False, True),
@@ -24,7 +25,7 @@ PARSER_FLAGS = ("--tool-call-parser", "--reasoning-parser", "--chat-template")
 def built(choice: lc.Choice):
     try:
         return lc.build(choice)
-    except lc.Refused as refusal:
+    except StartupRefusal as refusal:
         return refusal
 
 
@@ -103,9 +104,9 @@ def test_every_refusal_names_an_option_that_was_chosen():
     refused = 0
     for choice in GRID:
         result = built(choice)
-        if isinstance(result, lc.Refused):
+        if isinstance(result, StartupRefusal):
             refused += 1
-            named = str(result).split(" ", 1)[0].split(":")[0]
+            named = result.reason.split(" ", 1)[0].split(":")[0]
             field = next(key for key, option in options.items() if option == named)
             assert getattr(choice, field), (choice, result)  # the option was chosen, not a default
     assert 0 < refused < len(GRID)
@@ -125,12 +126,12 @@ def test_every_refusal_names_an_option_that_was_chosen():
     pytest.param(lc.Choice("mi355x", "v3.2"), "--dsa-prefill-backend tilelang", id="amd"),
 ])
 def test_impossible_combinations_are_refused_with_the_reason(choice, reason):
-    with pytest.raises(lc.Refused, match=reason):
+    with pytest.raises(StartupRefusal, match=reason):
         lc.build(choice)
 
 
 def test_nvfp4_on_blackwell_once_the_model_loads_it(monkeypatch):
-    monkeypatch.setattr("dsv32_plugin.scope.LOADABLE_QUANTIZATIONS", (None, "fp8", "modelopt_fp4"))
+    monkeypatch.setattr("dsv32_plugin.policy.LOADABLE_QUANTIZATIONS", (None, "fp8", "modelopt_fp4"))
     argv = lc.build(lc.Choice("b200", "v3.2-nvfp4", "tp", tools=True)).argv
     assert argv[:4] == ("--model-path", "nvidia/DeepSeek-V3.2-NVFP4", "--tp", "4")  # cookbook §3.5
     at = argv.index("--quantization")
@@ -158,6 +159,10 @@ def test_console_script_prints_and_refuses():
     refused = console_script("launch-command", "--hardware", "mi300x", "--variant", "v3.2")
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.startswith("dsv32-plugin launch-command: refused: --hardware mi300x:")
+    upper = console_script("launch-command", "--hardware", "H200", "--variant", "V3.2", "--mtp")
+    assert upper.returncode == 0 and upper.stdout == done.stdout, upper.stderr
+    unknown = console_script("launch-command", "--hardware", "h300", "--variant", "v3.2")
+    assert unknown.returncode == 2 and "invalid choice: 'h300'" in unknown.stderr
 
 
 def test_help_is_readable():

@@ -1,60 +1,81 @@
-"""docs/hooks.md and the touches register() records agree, row for row."""
+"""The touch table, the touches a full register() makes, and docs/hooks.md agree."""
 
 import pathlib
-import re
 
 import pytest
 from pyrun import last_json, run_python
 
+from dsv32_plugin.hooks import ledger
+from dsv32_plugin.host import hooks_doc, touches
+from dsv32_plugin.host.imports import host_imports
+
 HOOKS_MD = pathlib.Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
-ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|\s*(\w+)\s*\|\s*`([^`]+)`\s*\|(.+)\|(.+)\|\s*$")
-# Touches made only on a machine without CUDA (this check runs on CPU CI).
-CPU_ONLY_MODULES = {"hooks/cpu_fallbacks.py"}
-
-
-def documented_rows() -> dict[tuple[str, str], str]:
-    """(target, kind) -> module, from the table in docs/hooks.md."""
-    rows = {}
-    for line in HOOKS_MD.read_text().splitlines():
-        m = ROW.match(line)
-        if m:
-            key = (m.group(1), m.group(2))
-            assert key not in rows, f"duplicate row {key}"
-            assert m.group(4).strip() and m.group(5).strip(), f"row {key} lacks why or undo"
-            rows[key] = m.group(3)
-    return rows
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """(target, kind) -> module for every touch of a full register() in a fresh process."""
-    touches = last_json(run_python("""
+def made(tmp_path_factory):
+    """(target, module) of every touch of a full register() in a fresh process, in order."""
+    return [tuple(t) for t in last_json(run_python("""
         import json
         import dsv32_plugin
         from dsv32_plugin.hooks import ledger
         dsv32_plugin.register()
-        print(json.dumps([[t.target, t.kind, t.module, bool(t.why), bool(t.undo)] for t in ledger.TOUCHES]))
-    """, tmp_path_factory.mktemp("ledger")))
-    assert all(why and undo for *_, why, undo in touches)
-    return {(t, k): "hooks/" + m.removeprefix("dsv32_plugin.hooks.") + ".py" for t, k, m, _, _ in touches}
+        print(json.dumps([[t.target, t.module] for t in ledger.TOUCHES]))
+    """, tmp_path_factory.mktemp("ledger")))]
 
 
-def test_table_parses():
-    assert len(documented_rows()) >= 2
-
-
-def test_every_recorded_touch_has_a_row(recorded):
-    rows = documented_rows()
-    missing = {key: module for key, module in recorded.items() if key not in rows}
-    assert not missing, f"touches without a docs/hooks.md row: {missing}"
-    wrong_module = {key: (module, rows[key]) for key, module in recorded.items() if rows[key] != module}
-    assert not wrong_module, wrong_module
-
-
-def test_every_row_is_a_recorded_touch(recorded):
+def test_register_makes_exactly_the_table_in_order_each_from_its_module(made):
     import torch
 
-    rows = documented_rows()
-    expected = {k: m for k, m in rows.items() if not (torch.cuda.is_available() and m in CPU_ONLY_MODULES)}
-    stale = {key: module for key, module in expected.items() if key not in recorded}
-    assert not stale, f"docs/hooks.md rows that register() no longer makes: {stale}"
+    expected = [(t.target, t.module) for t in touches.TOUCHES
+                if not (torch.cuda.is_available() and t in touches.CPU_ONLY)]
+    assert made == expected
+
+
+def test_every_touch_says_why_what_undoing_does_and_when_it_can_go():
+    assert len({t.target for t in touches.TOUCHES}) == len(touches.TOUCHES)
+    for t in touches.TOUCHES:
+        assert t.kind in (touches.ENTRY, *touches.HOOK_KINDS), t
+        assert t.why.strip() and t.undo.strip() and t.remove_when.strip(), t
+
+
+def test_every_target_exists_in_the_installed_host():
+    """What an sglang upgrade breaks first: a hooked function or a registry that moved."""
+    for t in touches.TOUCHES:
+        target = ledger.host_object(t.owner)
+        if t.kind == touches.ENTRY and t.key is not None:
+            assert hasattr(target, "__setitem__") or isinstance(target, list), t.target
+        else:
+            assert callable(target), t.target
+
+
+def test_hooks_md_is_written_from_the_table():
+    assert HOOKS_MD.read_text() == hooks_doc.render(), (
+        "docs/hooks.md is stale: reinstall the plugin, then run "
+        "`.venv/bin/python -m dsv32_plugin.host.hooks_doc docs/hooks.md`")
+
+
+def test_hooks_md_lists_every_touch_and_host_import():
+    text = HOOKS_MD.read_text()
+    assert all(f"| `{t.target}` | {t.kind} | `{hooks_doc.module_path(t)}` |" in text for t in touches.TOUCHES)
+    imports = host_imports()
+    assert "sglang.srt.layers.linear" in imports and "models/mla.py" in imports["sglang.srt.layers.linear"]
+    assert all(f"| `{module}` |" in text for module in imports)
+
+
+def test_host_imports_are_read_from_function_bodies_too(tmp_path):
+    (tmp_path / "a.py").write_text("def f():\n    from sglang.srt.layers import linear\n    import os\n")
+    (tmp_path / "b.py").write_text("import sglang.srt.utils as u\nfrom .sibling import x\n")
+    assert host_imports(tmp_path) == {"sglang.srt.layers": ["a.py"], "sglang.srt.utils": ["b.py"]}
+
+
+def test_a_touch_of_the_wrong_kind_is_refused_and_not_recorded():
+    before = list(ledger.TOUCHES)
+    with pytest.raises(ValueError, match="has kind AROUND, not entry"):
+        ledger.set_entry(touches.LAST_LOC, object())
+    assert ledger.TOUCHES == before
+
+
+def test_host_object_finds_attributes_below_the_longest_module():
+    assert ledger.host_object("sys.modules") is __import__("sys").modules
+    assert ledger.host_object("pathlib.Path.read_text") is pathlib.Path.read_text

@@ -16,7 +16,7 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
 PACKAGE_DIRS = {"dsv32_plugin": "dsv32_plugin", **SETUPTOOLS["package-dir"]}  # dotted root -> source folder
 # Folders holding .py files that are package data, not packages (see pyproject package-data).
-DATA_ONLY_DIRS = {"dsv32_plugin/hooks/cpu_shim"}
+DATA_ONLY_DIRS = {"dsv32_plugin/sgl_kernel_cpu/shim"}
 SKIP = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".benchmarks")
 
 
@@ -88,7 +88,7 @@ def test_wheel_holds_templates_and_the_cpu_shim(wheel):
     assert jinjas, "no templates shipped"
     for jinja in jinjas:
         assert f"dsv32_plugin/templates/{jinja.name}" in names
-    assert "dsv32_plugin/hooks/cpu_shim/sgl_kernel.py" in names
+    assert "dsv32_plugin/sgl_kernel_cpu/shim/sgl_kernel.py" in names
 
 
 def test_wheel_declares_the_entry_point_and_pin(wheel):

@@ -104,7 +104,7 @@ class DSABackend(AttentionBackend):
         if self.cache_format.index_exact:
             raise RuntimeError(
                 "dsv32-plugin: CUDA graphs need the FP8 indexer cache (a bf16 or fp8_e4m3 KV cache), but this "
-                "model runs in float32 with the exact indexer; start with --disable-cuda-graph"
+                "model runs in float32 with the exact indexer; start with --disable-decode-cuda-graph"
             )
         pages = None if share_pages_with is None else share_pages_with.page_table
         self.graph = GraphBuffers(max_bs, max_num_tokens, self.req_to_token.shape[1], self.device, pages)

@@ -31,6 +31,7 @@ from dsv32_plugin.attention.cache_format import DSACacheFormat
 from dsv32_plugin.attention.dispatch import select_cache_ops
 from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
 from dsv32_plugin.kernels.fp8 import quantize_fp8_blockwise
+from dsv32_plugin.policy import kv_pool_problems, refuse
 
 
 def _latent_rows(c_kv: torch.Tensor, k_rope: torch.Tensor) -> torch.Tensor:
@@ -64,10 +65,8 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         dcp_replicated: bool = False,
         **_unused,  # kpool tails, HiSparse, top-k sharing: features this pool does not offer
     ):
-        if page_size != INDEX_K_PAGE_SIZE:
-            raise ValueError(f"the DSA pool needs --page-size {INDEX_K_PAGE_SIZE}, got {page_size}")
-        if index_kpool != 1 or index_kpool_compress or dcp_replicated:
-            raise ValueError("the plugin's DSA pool supports neither index kpool nor DCP")
+        refuse(kv_pool_problems(page_size=page_size, dsa_page_size=INDEX_K_PAGE_SIZE, index_kpool=index_kpool,
+                                index_kpool_compress=index_kpool_compress, dcp_replicated=dcp_replicated))
         fmt = DSACacheFormat(kv_lora_rank, qk_rope_head_dim, index_head_dim, dtype)
         if kv_cache_dim != fmt.kv_row_width:
             raise ValueError(f"the host sized {kv_cache_dim}-wide MLA cache rows; dsv32-plugin's {dtype} layout "

@@ -4,7 +4,8 @@ A ``Choice`` (hardware, model variant, parallel strategy, MTP, parsers, context 
 nodes) becomes the ``python -m sglang.launch_server`` command that serves it with the plugin: the GPU
 count the checkpoint needs on that hardware, the cookbook's per-GPU kernel and KV-cache defaults (§3.3),
 its MTP settings (§3.4) and parsers (§4), in sglang 0.5.23's own flag spellings. A combination that
-cannot work raises ``Refused`` with the reason and what to choose instead.
+cannot work raises ``StartupRefusal`` with the reason and what to choose instead; the model and layout
+rules are ``dsv32_plugin.policy``'s, the ones the server's start-up refusals apply.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from dsv32_plugin.cli.deployments import HARDWARE, VARIANTS, attention_flags, gpus_needed
-from dsv32_plugin.hooks.server_args import CP_MODES  # cookbook name -> --cp-strategy (the flag aliases')
-from dsv32_plugin.scope import quantization_refusal
+from dsv32_plugin.policy import CP_MODES, layout_problems, quantization_problems, release_config
+from dsv32_plugin.refusal import StartupRefusal
 
 STRATEGIES = {
     "dp-attention": "TP + data-parallel attention (the cookbook's recommended layout)",
@@ -32,10 +33,6 @@ BOOTSTRAP_PORT = "8998"
 DIST_PORT = "20000"
 # Shell variables a multi-node command leaves to each node.
 NODE_RANK, HEAD_NODE_IP = "${NODE_RANK}", "${HEAD_NODE_IP}"
-
-
-class Refused(ValueError):
-    """A combination that cannot be served; the message says why and what to choose instead."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,7 @@ def _shell_word(word: str) -> str:
 def _check(choice: Choice) -> None:
     hardware, variant = HARDWARE[choice.hardware], VARIANTS[choice.variant]
     if not hardware.nvidia:
-        raise Refused(
+        raise StartupRefusal(
             f"--hardware {choice.hardware}: dsv32-plugin's DSA kernels (Triton, FlashMLA, FA3) are built and "
             f"tested on NVIDIA GPUs only; on {hardware.name} serve DeepSeek-V3.2 with sglang's in-tree "
             "implementation and its TileLang kernels (DeepSeek-V3.2 cookbook §3.2): SGLANG_PLUGINS=none python -m "
@@ -84,26 +81,26 @@ def _check(choice: Choice) -> None:
             "--dsa-decode-backend tilelang"
         )
     if variant.quantization == "modelopt_fp4" and not hardware.blackwell:
-        raise Refused(
+        raise StartupRefusal(
             f"--variant {choice.variant} needs Blackwell GPUs (b200, gb200): NVFP4 runs on FP4 tensor cores, "
             f"which {hardware.name} lacks; use --variant v3.2 (FP8) there"
         )
-    refusal = quantization_refusal(variant.quantization)
-    if refusal:
-        raise Refused(f"--variant {choice.variant}: {refusal}")
+    problems = quantization_problems(variant.quantization)
+    if problems:
+        raise StartupRefusal(f"--variant {choice.variant}: " + "; ".join(problems))
     if choice.tools and variant.tool_call_parser is None:
-        raise Refused(
+        raise StartupRefusal(
             f"--tools: {variant.model_path} does not call tools (a reasoning-only model); drop --tools, or "
             "use --variant v3.2 for tool calling"
         )
     if choice.cp and choice.strategy != "tp":
-        raise Refused(
+        raise StartupRefusal(
             f"--cp {choice.cp} with --strategy {choice.strategy}: the CP width is --tp / --dp, and this "
             "strategy gives every GPU its own attention rank (--dp = --tp), leaving none to split a sequence "
             "over (round-robin CP cannot use DP attention at all: cookbook §3.7.2); use --strategy tp"
         )
     if choice.cp and choice.pd == "decode":
-        raise Refused("--cp splits prefill work; a --pd decode server does no prefill: put --cp on the prefill server")
+        raise StartupRefusal("--cp splits prefill work; a --pd decode server does no prefill: put --cp on the prefill server")
 
 
 def _gpus(choice: Choice) -> tuple[int, int]:
@@ -113,7 +110,7 @@ def _gpus(choice: Choice) -> tuple[int, int]:
     fewest_nodes = math.ceil(needed / hardware.gpus_per_node)
     nodes = choice.nodes or fewest_nodes
     if nodes < fewest_nodes:
-        raise Refused(
+        raise StartupRefusal(
             f"--nodes {nodes}: {variant.model_path} (~{variant.weights_gb} GB of weights) needs {needed} "
             f"{hardware.name} GPUs ({hardware.memory_gb} GB each), {fewest_nodes} nodes of "
             f"{hardware.gpus_per_node}; use --nodes {fewest_nodes} or more"
@@ -123,19 +120,17 @@ def _gpus(choice: Choice) -> tuple[int, int]:
 
 def _check_layout(choice: Choice, tp: int) -> None:
     """The widths this command gives must divide the model's heads, experts and FP8 blocks (as the launcher checks)."""
-    from dsv32_plugin.models.parallel import layout_problems, release_config
-
     ep = tp if choice.strategy == "ep-dp" else 1
     attn_dp = tp if choice.strategy in ("dp-attention", "ep-dp") else 1
     problems = layout_problems(release_config(), {"attn_tp_size": tp // attn_dp, "moe_tp_size": tp // ep}, tp, ep,
                                "cuda")
     if problems:
         way_out = " (--strategy ep-dp shards experts instead)" if choice.strategy != "ep-dp" else ""
-        raise Refused(f"--strategy {choice.strategy} on {tp} GPUs: " + "; ".join(problems) + way_out)
+        raise StartupRefusal(f"--strategy {choice.strategy} on {tp} GPUs: " + "; ".join(problems) + way_out)
 
 
 def build(choice: Choice) -> LaunchCommand:
-    """The command for ``choice``; ``Refused`` if it cannot work."""
+    """The command for ``choice``; ``StartupRefusal`` if it cannot work."""
     _check(choice)
     hardware, variant = HARDWARE[choice.hardware], VARIANTS[choice.variant]
     gpus, nodes = _gpus(choice)

@@ -9,6 +9,7 @@ from typing import Optional
 from dsv32_plugin import __version__
 from dsv32_plugin.cli import launch_command as lc
 from dsv32_plugin.cli.deployments import HARDWARE, VARIANTS
+from dsv32_plugin.refusal import StartupRefusal
 
 DESCRIPTION = """\
 Print the `python -m sglang.launch_server` command that serves a DeepSeek-V3.2 variant
@@ -43,8 +44,10 @@ def _add_launch_command(subparsers) -> None:
     )
     hardware = ", ".join(f"{key} ({hw.name}, {hw.memory_gb} GB x {hw.gpus_per_node} per node)"
                          for key, hw in HARDWARE.items())
-    parser.add_argument("--hardware", required=True, choices=list(HARDWARE), metavar="GPU", help=hardware)
-    parser.add_argument("--variant", required=True, choices=list(VARIANTS), metavar="MODEL",
+    # Names as users write them (H200, V3.2) are the same choices.
+    parser.add_argument("--hardware", required=True, type=str.lower, choices=list(HARDWARE), metavar="GPU",
+                        help=hardware)
+    parser.add_argument("--variant", required=True, type=str.lower, choices=list(VARIANTS), metavar="MODEL",
                         help=", ".join(f"{key} ({v.model_path})" for key, v in VARIANTS.items()))
     parser.add_argument("--strategy", choices=list(lc.STRATEGIES), default="dp-attention",
                         help="; ".join(f"{key}: {what}" for key, what in lc.STRATEGIES.items())
@@ -69,8 +72,8 @@ def _run_launch_command(args: argparse.Namespace) -> int:
                        reasoning=args.reasoning, tools=args.tools, cp=args.cp, pd=args.pd, nodes=args.nodes)
     try:
         print(lc.build(choice).render())
-    except lc.Refused as refusal:
-        print(f"dsv32-plugin launch-command: refused: {refusal}", file=sys.stderr)
+    except StartupRefusal as refusal:
+        print(f"dsv32-plugin launch-command: refused: {refusal.reason}", file=sys.stderr)
         return 2
     return 0
 

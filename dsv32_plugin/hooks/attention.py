@@ -17,16 +17,8 @@
 from __future__ import annotations
 
 from dsv32_plugin.hooks import ledger
-from dsv32_plugin.hooks.models import is_v32
-
-BACKENDS = "sglang.srt.layers.attention.attention_registry.ATTENTION_BACKENDS"
-POOL_CLASS = "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator._resolve_kv_pool_class"
-INDEXER_CELL = "sglang.srt.model_executor.pool_configurator.DefaultPoolConfigurator._compute_dsa_indexer_cell_size"
-CONFIGURE = "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator.configure"
-DRAFT_EXTEND = "sglang.srt.speculative.draft_utils.DraftBackendFactory._create_dsa_prefill_backend"
-DRAFT_DECODE = "sglang.srt.speculative.draft_utils.DraftBackendFactory._create_dsa_decode_backend"
-LAST_LOC = "sglang.srt.mem_cache.allocation.get_last_loc"
-BACKEND_NAMES = ("dsa", "nsa")
+from dsv32_plugin.host import touches
+from dsv32_plugin.policy import draft_problems, is_v32, refuse
 
 
 def backend_factory(host_factory):
@@ -70,8 +62,7 @@ def draft_extend_backend(original, self):
 def draft_decode_backend(original, self):
     if not is_v32(self.draft_model_runner.model_config.hf_config):
         return original(self)
-    if self.topk != 1:
-        raise ValueError(f"dsv32-plugin: the DeepSeek-V3.2 MTP draft needs --speculative-eagle-topk 1, got {self.topk}")
+    refuse(draft_problems(eagle_topk=self.topk))
     from dsv32_plugin.attention.draft_backend import DSAMultiStepDraftBackend
 
     return "dsa", DSAMultiStepDraftBackend(self.draft_model_runner, self.speculative_num_steps)
@@ -115,46 +106,12 @@ def configure_allowing_cpu_fp8(original, self, **kwargs):
 
 
 def install() -> None:
-    from sglang.srt.layers.attention.attention_registry import ATTENTION_BACKENDS
-
-    for name in BACKEND_NAMES:
-        ledger.set_entry(
-            BACKENDS, ATTENTION_BACKENDS, name, backend_factory(ATTENTION_BACKENDS[name]),
-            why="DeepSeek-V3.2 layers must run the plugin's DSA backend under the host's DSA names",
-            undo="restore the host's factory (kept as the fallback for non-V3.2 models)",
-        )
-    ledger.hook(
-        POOL_CLASS, resolve_pool_class, "AROUND",
-        why="the host's DSA pool asserts index_head_dim == 128 and has no exact float32 indexer cache",
-        undo="drop the hook; V3.2 then gets DSATokenToKVPool (real-size models only)",
-    )
-    ledger.hook(
-        INDEXER_CELL, indexer_cell_size, "AROUND",
-        why="memory sizing must budget the plugin pool's indexer bytes per token (D + 4, or 4 D exact)",
-        undo="drop the hook; sizing then counts D + D // 128 * 4 bytes (equal for D = 128 FP8)",
-    )
-    ledger.hook(
-        CONFIGURE, configure_allowing_cpu_fp8, "AROUND",
-        why="--kv-cache-dtype fp8_e4m3 must work for V3.2 on CPU; the host refuses FP8 MLA caches there "
-        "(its CPU FP8 path is MHA + AMX only); during configure() its module-level current_platform "
-        "answers is_cpu() False",
-        undo="drop the hook; V3.2 on CPU then serves bf16/float32 KV caches only",
-    )
-    ledger.hook(
-        DRAFT_EXTEND, draft_extend_backend, "AROUND",
-        why="the V3.2 MTP draft's extend backend must be the plugin's DSA backend (the host builds its own class)",
-        undo="drop the hook; EAGLE on V3.2 then uses the host's DSA backend for the draft (GPU only)",
-    )
-    ledger.hook(
-        DRAFT_DECODE, draft_decode_backend, "AROUND",
-        why="multi-step draft decode (--speculative-num-steps > 1) of the V3.2 draft must use the plugin's "
-        "per-step DSA backends (the host builds its own CUDA-only class); draft top-k > 1 is refused by name",
-        undo="drop the hook; multi-step EAGLE on V3.2 then uses the host's DSA backends (GPU only)",
-    )
-    ledger.hook(
-        LAST_LOC, last_loc_on_cpu, "AROUND",
-        why="EAGLE's page allocation calls get_last_loc, which picks its Triton kernel for every backend but "
-        "torch_native/ascend, so with the dsa backend on CPU it needs a GPU driver; CPU tensors take the "
-        "host's get_last_loc_torch",
-        undo="drop the hook; EAGLE with --attention-backend dsa then needs a GPU",
-    )
+    for touch in (touches.DSA_BACKEND, touches.NSA_BACKEND):
+        host_factory = ledger.host_object(touch.owner)[touch.key]
+        ledger.set_entry(touch, backend_factory(host_factory))
+    ledger.hook(touches.KV_POOL_CLASS, resolve_pool_class)
+    ledger.hook(touches.INDEXER_CELL_SIZE, indexer_cell_size)
+    ledger.hook(touches.KV_CONFIGURE, configure_allowing_cpu_fp8)
+    ledger.hook(touches.DRAFT_EXTEND_BACKEND, draft_extend_backend)
+    ledger.hook(touches.DRAFT_DECODE_BACKEND, draft_decode_backend)
+    ledger.hook(touches.LAST_LOC, last_loc_on_cpu)

@@ -29,10 +29,7 @@ from dsv32_plugin.encoding.encoder import EncodingError, render_messages
 from dsv32_plugin.encoding.tokens import BOS
 from dsv32_plugin.encoding.variants import check_speciale_tools, is_speciale, speciale_template_kwargs
 from dsv32_plugin.hooks import ledger
-
-ENCODER_TARGET = "sglang.srt.entrypoints.openai.encoding_dsv32.encode_messages"
-APPLY_TEMPLATE_TARGET = "sglang.srt.entrypoints.openai.serving_chat.OpenAIServingChat._apply_jinja_template"
-PROCESS_MESSAGES_TARGET = "sglang.srt.entrypoints.openai.serving_chat.OpenAIServingChat._process_messages"
+from dsv32_plugin.host import touches
 
 
 def encode_messages_for_host(
@@ -96,24 +93,6 @@ def apply_speciale_policy(original, self, request, *args: Any, **kwargs: Any):
 
 
 def install() -> None:
-    ledger.hook(
-        ENCODER_TARGET,
-        encode_messages_for_host,
-        "REPLACE",
-        why="served V3.2 prompts must be the official ones (in-tree tools block lacks 7 blank lines)",
-        undo="drop the hook; remove once sglang's encoding_dsv32 matches DeepSeek's sample output",
-    )
-    ledger.hook(
-        APPLY_TEMPLATE_TARGET,
-        drop_duplicate_bos,
-        "AROUND",
-        why="the dsv32 branch tokenizes the encoder's text with a BOS-prepending tokenizer: ids start BOS BOS",
-        undo="drop the hook; remove once sglang encodes the dsv32 prompt with add_special_tokens=False",
-    )
-    ledger.hook(
-        PROCESS_MESSAGES_TARGET,
-        apply_speciale_policy,
-        "AROUND",
-        why="DeepSeek-V3.2-Speciale has no tool calling (refuse tools with a clear 400) and is thinking-only",
-        undo="drop the hook; requests with tools then reach Speciale unchecked, thinking follows the host default",
-    )
+    ledger.hook(touches.ENCODE_MESSAGES, encode_messages_for_host)
+    ledger.hook(touches.APPLY_JINJA_TEMPLATE, drop_duplicate_bos)
+    ledger.hook(touches.PROCESS_MESSAGES, apply_speciale_policy)

@@ -27,55 +27,31 @@ import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
-from dsv32_plugin.hooks.models import is_v32, serves_v32
+from dsv32_plugin.hooks.models import serves_v32
 from dsv32_plugin.hooks.replaced import cuda_answered_without_gpu
+from dsv32_plugin.host import touches
+from dsv32_plugin.policy import cp_problems, is_v32, refuse
 
-CONTEXT_PARALLELISM = "sglang.srt.arg_groups.parallel_hook.handle_context_parallelism"
-MODEL_DECLARATIONS = "sglang.srt.arg_groups.overrides.collect_model_override_declarations"
-CP_RUNNER = "sglang.srt.model_executor.runner.eager_runner.EagerRunner._execute_extend_cp"
 _SOURCE = "dsv32_plugin.hooks.context_parallel"
 # What the host's DeepSeek override forces for zigzag (model_overrides/deepseek_v2.py).
 ZIGZAG_FORCED = ("moe_a2a_backend", "ep_size", "moe_dense_tp_size")
-DSA_BACKEND_NAMES = ("dsa", "nsa")
 
 logger = logging.getLogger("dsv32_plugin")
-
-
-def cp_problems(view: Any) -> list[str]:
-    """Why V3.2 cannot run this context-parallel layout (empty: it can); each names the flags."""
-    from sglang.srt.arg_groups.model_override_base import attention_backends_of
-
-    problems = []
-    if view.cp_strategy is None:
-        problems.append("--enable-prefill-cp needs --cp-strategy interleave (round-robin-split) or zigzag "
-                        "(in-seq-split)")
-    cp, dp, tp = view.attn_cp_size, view.attn_dp_size, view.tp_size
-    if cp > 1 and tp % (cp * dp):
-        problems.append(f"the context-parallel width {cp} (--attn-cp-size, or --tp / --attn-dp-size) times "
-                        f"--attn-dp-size {dp} does not divide the --tp {tp} ranks; choose --attn-cp-size dividing "
-                        f"{tp // dp if tp % dp == 0 else tp}")
-    prefill_backend = attention_backends_of(view)[0]
-    if prefill_backend not in DSA_BACKEND_NAMES:
-        problems.append(f"--enable-prefill-cp: the {prefill_backend} prefill attention backend cannot run "
-                        "DeepSeek-V3.2's context-parallel prefill; use --attention-backend dsa (dsv32-plugin's "
-                        "DSA backend, every --dsa-prefill-backend)")
-    return problems
 
 
 # -- 1. refusals, and zigzag for V3.2 ----------------------------------------
 
 
 def _around_context_parallelism(original, server_args: Any) -> None:
+    from sglang.srt.arg_groups.model_override_base import attention_backends_of
     from sglang.srt.arg_groups.overrides import declare_resolution, resolved_view, resolving_view
-
-    from dsv32_plugin.refusal import StartupRefusal
 
     cfg = resolving_view(server_args)
     if not cfg.enable_prefill_cp or not serves_v32(server_args):
         return original(server_args)
-    problems = cp_problems(resolved_view(server_args))
-    if problems:
-        raise StartupRefusal("; ".join(problems))
+    view = resolved_view(server_args)
+    refuse(cp_problems(cp_strategy=view.cp_strategy, cp_size=view.attn_cp_size, attn_dp_size=view.attn_dp_size,
+                       tp_size=view.tp_size, prefill_backend=attention_backends_of(view)[0]))
     if cfg.cp_strategy != "zigzag":
         return original(server_args)
     # The host refuses V3.2 + zigzag by name; it reads the strategy nowhere else
@@ -125,21 +101,6 @@ _around_cp_runner = cuda_answered_without_gpu("current_stream", _no_stream)
 
 
 def install() -> None:
-    ledger.hook(
-        CONTEXT_PARALLELISM, _around_context_parallelism, "AROUND",
-        why="V3.2 + --enable-prefill-cp: refuse in one line a CP width not dividing --tp, a non-DSA prefill "
-        "attention backend, a missing --cp-strategy; pass zigzag, which the host refuses for V3.2 by name",
-        undo="drop the hook; zigzag is then refused for V3.2 and bad widths fail on the host's assert",
-    )
-    ledger.hook(
-        MODEL_DECLARATIONS, _around_model_declarations, "AROUND",
-        why="V3.2 + zigzag CP: drop the host's forced moe_a2a_backend=deepep, ep_size=tp, moe_dense_tp_size=1 "
-        "(its own zigzag path needs them; the plugin's does not, and DeepEP cannot run on CPU)",
-        undo="drop the hook; V3.2 zigzag then needs DeepEP (GPU only) and EP = TP",
-    )
-    ledger.hook(
-        CP_RUNNER, _around_cp_runner, "AROUND",
-        why="CPU: the host's CP extend runner calls torch.cuda.current_stream() for a gather that ignores the "
-        "stream; without CUDA it answers None during that call",
-        undo="drop the hook; context-parallel prefill then needs a GPU",
-    )
+    ledger.hook(touches.CONTEXT_PARALLELISM, _around_context_parallelism)
+    ledger.hook(touches.MODEL_OVERRIDE_DECLARATIONS, _around_model_declarations)
+    ledger.hook(touches.CP_EXTEND_RUNNER, _around_cp_runner)

@@ -4,11 +4,11 @@ sglang 0.5.23 with ``SGLANG_USE_CPU_ENGINE=1`` imports ``*_cpu`` ops from
 ``sgl_kernel`` at module import (memory pool, allocation, speculative decoding).
 PyPI's ``sglang-kernel`` is CUDA-only: without a GPU it fails to load, and the
 lean CI install does not have it at all. When CUDA is absent and ``import
-sgl_kernel`` fails, ``install`` exposes ``hooks/sgl_kernel_cpu.py`` as
+sgl_kernel`` fails, ``install`` exposes ``dsv32_plugin.sgl_kernel_cpu`` as
 ``sgl_kernel``:
 
 * ``sys.modules["sgl_kernel"]`` in this process, and
-* ``hooks/cpu_shim`` first on ``sys.path``, so that processes the host spawns
+* ``sgl_kernel_cpu/shim`` first on ``sys.path``, so that processes the host spawns
   (scheduler, detokenizer), which inherit ``sys.path`` and import the host's
   modules while unpickling, *before* their own ``register()``, find it too.
 
@@ -27,11 +27,11 @@ import pathlib
 import sys
 
 from dsv32_plugin.hooks import ledger
+from dsv32_plugin.host import touches
 
 logger = logging.getLogger("dsv32_plugin")
 
-SHIM_DIR = pathlib.Path(__file__).resolve().parent / "cpu_shim"
-SHIM_LABEL = "dsv32_plugin/hooks/cpu_shim"
+SHIM_DIR = pathlib.Path(__file__).resolve().parents[1] / "sgl_kernel_cpu" / "shim"
 
 
 def install() -> None:
@@ -44,20 +44,8 @@ def install() -> None:
     module, reason = _importable_sgl_kernel()
     if module is not None and not _is_stand_in(module):
         return
-    ledger.prepend_path(
-        str(SHIM_DIR),
-        label=SHIM_LABEL,
-        why="spawned host processes import sgl_kernel's *_cpu ops before their register() runs",
-        undo="remove the directory from sys.path; not needed once a CPU sgl_kernel is installed",
-    )
-    ledger.set_entry(
-        "sys.modules",
-        sys.modules,
-        "sgl_kernel",
-        module or _load_shim(),
-        why="the CPU engine imports sgl_kernel *_cpu ops; PyPI's sglang-kernel cannot load without CUDA",
-        undo="del sys.modules['sgl_kernel']; not needed once a CPU sgl_kernel is installed",
-    )
+    ledger.prepend_path(touches.SHIM_ON_PATH, str(SHIM_DIR))
+    ledger.set_entry(touches.STAND_IN_MODULE, module or _load_shim())
     if reason:
         logger.info("dsv32-plugin: sgl_kernel unavailable (%s); using the plugin's torch CPU stand-in", reason)
 

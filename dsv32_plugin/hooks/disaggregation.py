@@ -21,10 +21,8 @@ from __future__ import annotations
 
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.hooks.replaced import cuda_answered_without_gpu, replaced
+from dsv32_plugin.host import touches
 
-PREFILL = "sglang.srt.disaggregation.prefill.SchedulerDisaggregationPrefillMixin"
-SEND_KV_CHUNK = f"{PREFILL}._send_kv_chunk"
-EARLY_SEND = f"{PREFILL}.maybe_send_cached_prefix_chunk"
 HOST_TENSOR_INDICES = "supports_host_tensor_indices"
 
 
@@ -52,17 +50,5 @@ def _around_send_kv_chunk(original, scheduler, req, *args, **kwargs):
 
 
 def install() -> None:
-    ledger.hook(
-        SEND_KV_CHUNK, _around_send_kv_chunk, "AROUND",
-        why="no CUDA: the prefill side pins the page indices and records a torch.cuda.Event for senders that "
-        "take host tensors (Mooncake); during the call the sender answers it takes none, so the host's "
-        "synchronous kv_to_page_indices branch runs",
-        undo="drop the hook; a CPU prefill server then dies at its first KV send. Remove when the host skips "
-        "pinned memory and CUDA events off CUDA",
-    )
-    ledger.hook(
-        EARLY_SEND, cuda_answered_without_gpu("Event", _HappenedEvent), "AROUND",
-        why="no CUDA: with the overlap scheduler a radix-cached prefix is sent early after a torch.cuda.Event "
-        "on the forward stream; CPU work is done once issued, so during the call the event has already happened",
-        undo="drop the hook; a CPU prefill server with the overlap scheduler then dies at its first cached prefix",
-    )
+    ledger.hook(touches.PD_SEND_KV_CHUNK, _around_send_kv_chunk)
+    ledger.hook(touches.PD_EARLY_SEND, cuda_answered_without_gpu("Event", _HappenedEvent))

@@ -12,8 +12,7 @@ NCCL groups (CUDA) are untouched.
 from __future__ import annotations
 
 from dsv32_plugin.hooks import ledger
-
-TARGET = "sglang.srt.distributed.parallel_state.init_model_parallel_group"
+from dsv32_plugin.host import touches
 
 
 def gloo_without_pynccl(original, group_ranks, local_rank, backend, use_pynccl=None, **kwargs):
@@ -23,9 +22,4 @@ def gloo_without_pynccl(original, group_ranks, local_rank, backend, use_pynccl=N
 
 
 def install() -> None:
-    ledger.hook(
-        TARGET, gloo_without_pynccl, "AROUND",
-        why="--tp/--dp/--pp > 1 on CPU: the host builds PyNccl (CUDA-only) for every group; gloo groups "
-        "get use_pynccl=False so torch.distributed over gloo carries the collectives",
-        undo="drop the hook; multi-rank CPU serving then fails at group creation (GPU serving is unaffected)",
-    )
+    ledger.hook(touches.MODEL_PARALLEL_GROUP, gloo_without_pynccl)

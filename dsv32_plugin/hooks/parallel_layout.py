@@ -13,17 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
-
-TARGET = "sglang.srt.arg_groups.pipeline.run_resolution_pipeline"
+from dsv32_plugin.host import touches
+from dsv32_plugin.policy import is_v32, layout_problems, refuse
 
 
 def check_layout(_result: None, server_args: Any) -> None:
     from sglang.srt.arg_groups.overrides import model_config_of, resolving_view
     from sglang.srt.runtime_context import parallel_widths_of
-
-    from dsv32_plugin.hooks.models import is_v32
-    from dsv32_plugin.models.parallel import layout_problems
-    from dsv32_plugin.refusal import StartupRefusal
 
     view = resolving_view(server_args)
     if str(view.model_path).lower() in ("none", "dummy"):
@@ -31,15 +27,8 @@ def check_layout(_result: None, server_args: Any) -> None:
     hf_config = model_config_of(view).hf_config
     if not is_v32(hf_config):
         return
-    problems = layout_problems(hf_config, parallel_widths_of(view), view.tp_size, view.ep_size, view.device or "cuda")
-    if problems:
-        raise StartupRefusal("; ".join(problems))
+    refuse(layout_problems(hf_config, parallel_widths_of(view), view.tp_size, view.ep_size, view.device or "cuda"))
 
 
 def install() -> None:
-    ledger.hook(
-        TARGET, check_layout, "AFTER",
-        why="V3.2 only: refuse, in the launcher and naming the flags, a --tp/--dp/--ep layout whose widths do "
-        "not divide the heads, experts or FFN sizes (or EP on CPU) instead of a scheduler traceback",
-        undo="drop the hook; such layouts then fail while the model is built on each rank",
-    )
+    ledger.hook(touches.RESOLUTION_PIPELINE, check_layout)

@@ -22,10 +22,10 @@ from typing import Any
 
 from dsv32_plugin.hooks import ledger
 from dsv32_plugin.hooks.models import serves_v32
+from dsv32_plugin.host import touches
 
 logger = logging.getLogger("dsv32_plugin")
 
-TARGET = "sglang.srt.arg_groups.cuda_graph_hook.apply_cuda_graph_compatibility"
 _SOURCE = "dsv32_plugin.hooks.prefill_graphs"
 
 
@@ -49,10 +49,4 @@ def prefill_graphs_off_for_v32(original, server_args: Any) -> None:
 
 
 def install() -> None:
-    ledger.hook(
-        TARGET, prefill_graphs_off_for_v32, "AROUND",
-        why="breakable/full prefill graphs have never run with V3.2's model, whose DSA work (ragged metadata, "
-        "top-k) all happens inside the RadixAttention call; prefill graphs are turned off with one log line",
-        undo="drop the hook once a GPU serving run with prefill graphs on gives the eager tokens (the attention "
-        "call is already the only eager break V3.2 needs)",
-    )
+    ledger.hook(touches.PREFILL_GRAPHS, prefill_graphs_off_for_v32)

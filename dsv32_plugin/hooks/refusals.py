@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from dsv32_plugin.hooks import ledger
+from dsv32_plugin.host import touches
 
 
 def one_line_refusals(previous):
@@ -31,9 +32,4 @@ def one_line_refusals(previous):
 def install() -> None:
     if getattr(sys.excepthook, "dsv32_refusals", False):
         return
-    ledger.set_attribute(
-        "sys.excepthook", sys, "excepthook", one_line_refusals(sys.excepthook),
-        why="a dsv32-plugin start-up refusal (StartupRefusal: the flag, the problem, the way out) is printed "
-        "as one line instead of a traceback; other exceptions reach the previous hook unchanged",
-        undo="restore the previous sys.excepthook (refusals then print with their traceback)",
-    )
+    ledger.set_attribute(touches.EXCEPTHOOK, one_line_refusals(sys.excepthook))

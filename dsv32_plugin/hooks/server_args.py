@@ -28,7 +28,7 @@ Four hooks, all recorded in the ledger (docs/hooks.md):
    and validation come from ``dispatch`` (the host's version asks CUDA for the
    capability and rejects ``triton`` outside ROCm); also refuses a chunked
    prefill size that is not a multiple of the 64-token DSA page, and a
-   checkpoint quantization the model cannot load (``dsv32_plugin.scope``).
+   checkpoint quantization the model cannot load, and HiSparse (``dsv32_plugin.policy``).
 
 Checkpoints the plugin does not serve (other DSA families such as GLM-5,
 non-DSA models) go through the host's code unchanged. The host itself forces
@@ -42,9 +42,10 @@ import logging
 from typing import Any
 
 from dsv32_plugin.hooks import ledger
-from dsv32_plugin.hooks.models import is_v32, serves_v32
+from dsv32_plugin.hooks.models import serves_v32
 from dsv32_plugin.hooks.replaced import replaced
-from dsv32_plugin.scope import quantization_refusal
+from dsv32_plugin.host import touches
+from dsv32_plugin.policy import CP_MODES, refuse, server_args_problems
 
 logger = logging.getLogger("dsv32_plugin")
 
@@ -52,8 +53,6 @@ _BACKEND_FLAGS = {
     "dsa_prefill_backend": "--nsa-prefill-backend",
     "dsa_decode_backend": "--nsa-decode-backend",
 }
-# The cookbook's --nsa-prefill-cp-mode values and the host's --cp-strategy values they mean.
-CP_MODES = {"in-seq-split": "zigzag", "round-robin-split": "interleave"}
 _SOURCE = "dsv32_plugin.hooks.server_args"
 
 
@@ -175,19 +174,11 @@ def _around_split_backend_resolution(original, view: Any) -> dict:
     from sglang.srt.arg_groups.overrides import model_config_of
 
     from dsv32_plugin.attention.dispatch import mla_head_dims, select_kernels
-    from dsv32_plugin.refusal import StartupRefusal
 
-    if view.enable_hisparse:
-        raise StartupRefusal("--enable-hisparse is not supported by the plugin's DSA backend; leave it out")
-    refusal = quantization_refusal(model_config_of(view).quantization)
-    if refusal:
-        raise StartupRefusal(refusal)
-    chunk, page = view.chunked_prefill_size, view.page_size
-    if chunk is not None and chunk > 0 and page and chunk % page:
-        raise StartupRefusal(
-            f"--chunked-prefill-size {chunk} must be a multiple of the DSA page size {page} "
-            f"(e.g. {max(page, chunk // page * page)})"
-        )
+    refuse(server_args_problems(
+        enable_hisparse=view.enable_hisparse, quantization=model_config_of(view).quantization,
+        chunked_prefill_size=view.chunked_prefill_size, page_size=view.page_size,
+    ))
     kernels = select_kernels(
         view.dsa_prefill_backend, view.dsa_decode_backend, device=_device_of(view), kv_cache_dtype=view.kv_cache_dtype,
         head_dims=mla_head_dims(model_config_of(view).hf_config),
@@ -207,36 +198,7 @@ def _around_split_backend_resolution(original, view: Any) -> dict:
 
 
 def install() -> None:
-    ledger.hook(
-        "sglang.srt.server_args.ServerArgs.add_cli_args",
-        _extend_flags,
-        "AFTER",
-        why="--dsa-*-backend accept the plugin's backends; --nsa-*-backend aliases (dropped in 0.5.23); "
-        "the cookbook's --enable-nsa-prefill-context-parallel / --nsa-prefill-cp-mode / --cuda-graph-max-bs as "
-        "aliases of the 0.5.23 flags; its --collect-tokens-histogram accepted (always on with --enable-metrics)",
-        undo="remove when the host lists plugin DSA backends and the nsa spellings itself",
-    )
-    ledger.hook(
-        "sglang.srt.arg_groups.model_hook.handle_model_specific_adjustments",
-        _around_model_specific_adjustments,
-        "AROUND",
-        why="CPU + V3.2: default attention backend dsa (host picks intel_amx first); its DSA branch "
-        "calls torch.cuda.get_device_capability() unconditionally, answered (0, 0) for that call",
-        undo="remove when the host resolves DSA on CPU (no CUDA probe, dsa default for CPU)",
-    )
-    ledger.hook(
-        "sglang.srt.arg_groups.overrides._dsa_kv_cache_dtype_default",
-        _around_kv_cache_dtype_default,
-        "AROUND",
-        why="CPU + V3.2: host probes CUDA; plugin keeps auto (model dtype), allows bf16/fp8_e4m3",
-        undo="remove with the CPU branch above",
-    )
-    ledger.hook(
-        "sglang.srt.arg_groups.overrides._dsa_split_backend_resolution",
-        _around_split_backend_resolution,
-        "AROUND",
-        why="V3.2: DSA backend defaults/validation from dsv32_plugin.attention.dispatch (host probes "
-        "CUDA and refuses triton off ROCm); chunked-prefill size checked against the 64-token page; "
-        "quantizations the model cannot load refused",
-        undo="remove when the plugin's backends are host choices; other archs already pass through",
-    )
+    ledger.hook(touches.CLI_ARGS, _extend_flags)
+    ledger.hook(touches.MODEL_SPECIFIC_ADJUSTMENTS, _around_model_specific_adjustments)
+    ledger.hook(touches.KV_CACHE_DTYPE_DEFAULT, _around_kv_cache_dtype_default)
+    ledger.hook(touches.SPLIT_BACKEND_RESOLUTION, _around_split_backend_resolution)

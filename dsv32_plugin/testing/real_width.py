@@ -30,7 +30,7 @@ import argparse
 import json
 import pathlib
 
-from dsv32_plugin.models.parallel import RELEASE_SHAPES
+from dsv32_plugin.policy import RELEASE_SHAPES
 from dsv32_plugin.testing.tiny_checkpoint import VOCAB_PAD, _write_json
 from dsv32_plugin.testing.tiny_config import make_config
 from dsv32_plugin.testing.tiny_tokenizer import save_tokenizer

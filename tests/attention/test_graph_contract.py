@@ -160,7 +160,7 @@ def test_detector_sees_host_reads(monkeypatch):
 
 def test_exact_float32_indexer_refuses_graphs_with_the_way_out(monkeypatch):
     backend = Scene(DIMS, PREFIX[:1], torch.float32).backend(monkeypatch, "torch")
-    with pytest.raises(RuntimeError, match="--disable-cuda-graph"):
+    with pytest.raises(RuntimeError, match="--disable-decode-cuda-graph"):
         backend.init_cuda_graph_state(4, 4)
 
 

@@ -8,29 +8,15 @@ the private shuffled pages that replace a prefill, the recorded calls' input res
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
+import bench_decode_layer as bench  # benchmarks/ is on the path (pyproject's pytest pythonpath)
+import plot_decode_layer as plots
 import pytest
 import torch
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("bench_decode_layer")
-plots = _load("plot_decode_layer")
 
 
 def test_every_request_gets_its_own_shuffled_pages_and_page_0_stays_padding():
@@ -110,7 +96,7 @@ def test_tiny_layer_decode_step_and_every_part_on_cpu(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "SGLANG_PLUGINS")}
     # TORCHDYNAMO_DISABLE: the host's CPU TopK is torch.compile'd (~30 s to compile here, nothing to test).
     env.update(SGLANG_USE_CPU_ENGINE="1", TORCHDYNAMO_DISABLE="1")
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_decode_layer.py"), "--tiny", "--out", str(tmp_path),
+    proc = subprocess.run([sys.executable, bench.__file__, "--tiny", "--out", str(tmp_path),
                            "--batch", "1", "3", "--context", "130", "--reps", "1"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

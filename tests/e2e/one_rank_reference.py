@@ -19,7 +19,7 @@ import torch
 from dsv32_plugin.testing import make_tiny_checkpoint
 from test_mtp import make_draftable
 from test_multi_rank import random_ids
-from v32_server import generate, launch
+from dsv32_plugin.testing.server import launch
 
 PREFIX = 128
 A, B, D = random_ids(151, seed=21), random_ids(37, seed=22), random_ids(21, seed=24)
@@ -55,7 +55,7 @@ def numbers(out: dict) -> dict:
 def served(ckpt, root, flags, env) -> tuple[list[dict], str]:
     """Per prompt (A, B, D, C) its numbers, and the server log."""
     with launch(ckpt, root, "--dtype", "float32", *flags, env=env) as server:
-        batch = generate(server, BATCH, timeout=600)
-        reuse = generate(server, REUSE, timeout=600)
+        batch = server.generate(BATCH, timeout=600)
+        reuse = server.generate(REUSE, timeout=600)
         log = server.log_text()
     return [numbers(out) for out in batch] + [numbers(reuse)], log

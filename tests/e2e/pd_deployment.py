@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from v32_server import _launcher, launch
+from dsv32_plugin.testing import server as _launcher
+from dsv32_plugin.testing.server import launch
 
 MOONCAKE_TCP = {"MOONCAKE_PROTOCOL": "tcp", "SGLANG_HOST_IP": "127.0.0.1"}
 LOOPBACK = "127.0.0.1"

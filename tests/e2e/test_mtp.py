@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file
 
 from dsv32_plugin.testing import make_tiny_checkpoint
-from v32_server import generate, launch
+from dsv32_plugin.testing.server import launch
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -88,7 +88,7 @@ def eagle_server(draftable, steps: int, layout: str = "one-rank"):
 def greedy_round(server, hf) -> tuple[list[int], list[int], dict]:
     """(prompt, output, meta) of a 24-token greedy request; the output must equal transformers'."""
     ids = torch.randint(5, 600, (40,), generator=torch.Generator().manual_seed(2)).tolist()
-    out = generate(server, {"input_ids": ids, "sampling_params": {"max_new_tokens": NEW_TOKENS, "temperature": 0,
+    out = server.generate({"input_ids": ids, "sampling_params": {"max_new_tokens": NEW_TOKENS, "temperature": 0,
                                                                   "ignore_eos": True}})
     with torch.no_grad():
         expected = hf.generate(torch.tensor([ids]), max_new_tokens=NEW_TOKENS, do_sample=False,

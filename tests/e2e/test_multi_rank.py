@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from dsv32_plugin.testing import make_tiny_checkpoint
-from v32_server import generate, launch
+from dsv32_plugin.testing.server import launch
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -72,7 +72,7 @@ def reference(tmp_path_factory):
 
 def served(ckpt, root, flags, env) -> list[tuple[torch.Tensor, list[int], torch.Tensor]]:
     with launch(ckpt, root, "--dtype", "float32", *flags, env=env) as server:
-        outs = generate(server, {"input_ids": PROMPTS, "return_logprob": True, "logprob_start_len": 0,
+        outs = server.generate({"input_ids": PROMPTS, "return_logprob": True, "logprob_start_len": 0,
                                  "sampling_params": {"max_new_tokens": NEW_TOKENS, "temperature": 0,
                                                      "ignore_eos": True}}, timeout=600)
     results = []

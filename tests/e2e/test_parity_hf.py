@@ -24,9 +24,8 @@ import pathlib
 import pytest
 import torch
 
-from dsv32_plugin.testing import make_tiny_checkpoint
 from hf_built_checkpoint import make_hf_built_checkpoint
-from v32_server import generate, launch
+from dsv32_plugin.testing.server import launch
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -43,12 +42,12 @@ def assert_logprobs_close(ours: torch.Tensor, theirs: torch.Tensor, tie_free: bo
 
 
 @pytest.fixture(scope="module", params=["plugin-tiny", "hf-built"])
-def parity(request, tmp_path_factory):
+def parity(request, tmp_path_factory, tiny_v32_checkpoint):
     """(server, HF model, index_topk, tie_free) for one checkpoint."""
     from transformers import AutoModelForCausalLM
 
     root = tmp_path_factory.mktemp(request.param)
-    tiny = make_tiny_checkpoint(root / "tiny")
+    tiny = tiny_v32_checkpoint
     if request.param == "plugin-tiny":
         ckpt = tiny
     else:
@@ -74,7 +73,7 @@ def test_prompt_logprobs_match_hf(parity, path):
     server, hf, topk, tie_free = parity
     n = topk - 3 if path == "dense" else 9 * topk  # sparse: 144 / 72 tokens, 2-3 prefill chunks
     ids = random_ids(n, seed=n)
-    out = generate(server, {"input_ids": ids, "sampling_params": {"max_new_tokens": 1, "temperature": 0},
+    out = server.generate({"input_ids": ids, "sampling_params": {"max_new_tokens": 1, "temperature": 0},
                             "return_logprob": True, "logprob_start_len": 0, "top_logprobs_num": 3})
     ours = torch.tensor([lp for lp, _, _ in out["meta_info"]["input_token_logprobs"][1:]])
     lp = hf_logprobs(hf, ids)
@@ -87,7 +86,7 @@ def test_prompt_logprobs_match_hf(parity, path):
 
 def assert_greedy_matches_hf(server, hf, ids, new_tokens, tie_free):
     """Greedy tokens equal HF's, and their logprobs are close; returns the server's response."""
-    out = generate(server, {"input_ids": ids, "return_logprob": True,
+    out = server.generate({"input_ids": ids, "return_logprob": True,
                             "sampling_params": {"max_new_tokens": new_tokens, "temperature": 0, "ignore_eos": True}})
     with torch.no_grad():
         expected = hf.generate(torch.tensor([ids]), max_new_tokens=new_tokens, do_sample=False,
@@ -110,7 +109,7 @@ def test_prefix_cache_reuse_matches_hf(parity):
     """A second request sharing a 128-token prefix reuses both caches and still matches HF."""
     server, hf, _, tie_free = parity
     prefix = random_ids(128, seed=5)
-    first = generate(server, {"input_ids": prefix + [7, 8, 9], "sampling_params": {"max_new_tokens": 2, "temperature": 0}})
+    first = server.generate({"input_ids": prefix + [7, 8, 9], "sampling_params": {"max_new_tokens": 2, "temperature": 0}})
     assert first["meta_info"]["cached_tokens"] == 0
     ids = prefix + [10, 11, 12, 13]
     out = assert_greedy_matches_hf(server, hf, ids, 8, tie_free)
@@ -121,7 +120,7 @@ def test_batched_requests_of_mixed_lengths_match_hf(parity):
     """Three prompts in one call (dense, sparse, chunked) share extend and decode batches."""
     server, hf, topk, _ = parity
     prompts = [random_ids(n, seed=n) for n in (topk // 2, 3 * topk, 6 * topk + 5)]
-    out = generate(server, {"input_ids": prompts,
+    out = server.generate({"input_ids": prompts,
                             "sampling_params": {"max_new_tokens": 12, "temperature": 0, "ignore_eos": True}})
     for ids, result in zip(prompts, out):
         with torch.no_grad():

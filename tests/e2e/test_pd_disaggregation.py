@@ -41,7 +41,7 @@ from one_rank_reference import BATCH, EAGLE, PREFIX, REUSE, A, C, numbers
 from pd_deployment import (Deployment, abort, assert_pools_free, decode_server, load, prefill_server, router,
                            wait_for)
 from test_multi_rank import LOGPROB_TOL, TWO_RANKS, random_ids
-from v32_server import _launcher, generate
+from dsv32_plugin.testing import server as _launcher
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -93,8 +93,8 @@ def differences(results: list[dict], reference: list[dict]) -> list[str]:
 
 
 def test_router_prefill_decode_give_one_servers_numbers(pd, one_rank_reference):
-    batch = generate(pd.router, BATCH, timeout=600)
-    reuse = generate(pd.router, REUSE, timeout=600)
+    batch = pd.router.generate(BATCH, timeout=600)
+    reuse = pd.router.generate(REUSE, timeout=600)
     results = [numbers(out) for out in batch] + [numbers(reuse)]
     assert differences(results, one_rank_reference) == []
     assert all(r["drafts"][1] > 0 for r in results)  # drafts accepted: the draft's caches arrived too
@@ -118,7 +118,7 @@ def test_without_the_index_k_transfer_the_numbers_differ(pd, one_rank_reference)
 
 def still_serves(pd, one_rank_reference) -> None:
     """B through the router gives the reference's tokens."""
-    out = generate(pd.router, {**BATCH, "input_ids": BATCH["input_ids"][1]}, timeout=600)
+    out = pd.router.generate({**BATCH, "input_ids": BATCH["input_ids"][1]}, timeout=600)
     assert out["output_ids"] == one_rank_reference[1]["tokens"]
 
 

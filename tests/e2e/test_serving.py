@@ -11,8 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dsv32_plugin.testing import make_tiny_checkpoint
-from v32_server import generate, launch, stream_lines
+from dsv32_plugin.testing.server import launch
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -20,10 +19,9 @@ CHUNK = 64
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tiny_v32_checkpoint):
     root = tmp_path_factory.mktemp("serving")
-    ckpt = make_tiny_checkpoint(root / "tiny")
-    with launch(ckpt, root, "--kv-cache-dtype", "fp8_e4m3", "--chunked-prefill-size", str(CHUNK),
+    with launch(tiny_v32_checkpoint, root, "--kv-cache-dtype", "fp8_e4m3", "--chunked-prefill-size", str(CHUNK),
                 "--context-length", "1024", "--tool-call-parser", "deepseekv32",
                 "--reasoning-parser", "deepseek-v3") as srv:
         yield srv
@@ -44,7 +42,7 @@ def test_chat_completions_stream_equals_non_stream(server):
     assert status == 200, full
     message = full["choices"][0]["message"]
     assert full["usage"]["completion_tokens"] == 12
-    events = stream_lines(server, "/v1/chat/completions", chat_body(stream=True))
+    events = server.stream("/v1/chat/completions", chat_body(stream=True))
     deltas = [e["choices"][0]["delta"] for e in events if e.get("choices")]
     content = "".join(d.get("content") or "" for d in deltas)
     reasoning = "".join(d.get("reasoning_content") or "" for d in deltas)
@@ -55,7 +53,7 @@ def test_chat_completions_stream_equals_non_stream(server):
 
 def test_generate_prompt_longer_than_chunk(server):
     ids = torch.randint(5, 600, (3 * CHUNK + 9,), generator=torch.Generator().manual_seed(3)).tolist()
-    out = generate(server, {"input_ids": ids, "sampling_params": {"max_new_tokens": 6, "temperature": 0}})
+    out = server.generate({"input_ids": ids, "sampling_params": {"max_new_tokens": 6, "temperature": 0}})
     assert out["meta_info"]["prompt_tokens"] == len(ids)
     assert len(out["output_ids"]) == 6
 
@@ -64,9 +62,9 @@ def test_shared_long_prefix_reuses_cache_with_identical_output(server):
     prefix = torch.randint(5, 600, (2 * CHUNK + 20,), generator=torch.Generator().manual_seed(4)).tolist()
     body = {"input_ids": prefix + [21, 22, 23], "return_logprob": True,
             "sampling_params": {"max_new_tokens": 10, "temperature": 0, "ignore_eos": True}}
-    first = generate(server, body)
-    generate(server, {"input_ids": prefix + [31], "sampling_params": {"max_new_tokens": 1}})  # other suffix
-    second = generate(server, body)
+    first = server.generate(body)
+    server.generate({"input_ids": prefix + [31], "sampling_params": {"max_new_tokens": 1}})  # other suffix
+    second = server.generate(body)
     assert first["meta_info"]["cached_tokens"] == 0
     assert second["meta_info"]["cached_tokens"] >= 2 * CHUNK
     assert second["output_ids"] == first["output_ids"]
@@ -92,5 +90,5 @@ def test_bad_input_gets_4xx_and_server_keeps_serving(server, path, body):
     status, out = server.post(path, body)
     assert 400 <= status < 500, out
     assert "message" in str(out)
-    ok = generate(server, {"text": "still there?", "sampling_params": {"max_new_tokens": 2}})
+    ok = server.generate({"text": "still there?", "sampling_params": {"max_new_tokens": 2}})
     assert len(ok["output_ids"]) == 2

@@ -1,9 +1,6 @@
-"""hooks/chat_encoding.install: what it touches exists in the host and is listed in docs/hooks.md."""
+"""hooks/chat_encoding.install: it makes the table's chat-encoding touches, and its drop-in keeps the host's signature."""
 
 import inspect
-import pathlib
-import pkgutil
-import re
 
 import pytest
 
@@ -13,28 +10,27 @@ from dsv32_plugin.encoding.variants import (
     is_speciale,
     speciale_template_kwargs,
 )
-from dsv32_plugin.hooks import chat_encoding
+from dsv32_plugin.hooks import chat_encoding, ledger
+from dsv32_plugin.host import touches
 
-HOOKS_DOC = pathlib.Path(__file__).parents[2] / "docs" / "hooks.md"
 
-
-def installed_touches(monkeypatch) -> list[tuple[str, str, object]]:
-    touches = []
-    monkeypatch.setattr(chat_encoding.ledger, "hook", lambda target, fn, kind, **_: touches.append((target, kind, fn)))
+def installed_touches(monkeypatch) -> list[tuple[touches.Touch, object]]:
+    made = []
+    monkeypatch.setattr(chat_encoding.ledger, "hook", lambda touch, fn: made.append((touch, fn)))
     chat_encoding.install()
-    return touches
+    return made
 
 
-def test_every_touch_has_a_row_in_hooks_doc(monkeypatch):
-    rows = set(re.findall(r"^\| `([^`]+)` \| (\w+) \| `hooks/chat_encoding\.py` \|", HOOKS_DOC.read_text(), re.M))
-    assert {(target, kind) for target, kind, _ in installed_touches(monkeypatch)} == rows
+def test_install_makes_the_tables_chat_encoding_touches(monkeypatch):
+    expected = {t for t in touches.TOUCHES if t.module == chat_encoding.__name__}
+    assert expected and {touch for touch, _ in installed_touches(monkeypatch)} == expected
 
 
 def test_every_target_exists_in_the_host_with_a_matching_signature(monkeypatch):
     pytest.importorskip("sglang.srt.entrypoints.openai.serving_chat")
-    for target, kind, fn in installed_touches(monkeypatch):
-        original = inspect.unwrap(pkgutil.resolve_name(target))
-        if kind == "REPLACE":  # a drop-in: same parameters as the host function
+    for touch, fn in installed_touches(monkeypatch):
+        original = inspect.unwrap(ledger.host_object(touch.owner))
+        if touch.kind == "REPLACE":  # a drop-in: same parameters as the host function
             assert list(inspect.signature(fn).parameters) == list(inspect.signature(original).parameters)
         else:
             assert callable(original)

@@ -5,17 +5,12 @@ architecture, so the prompt route is exercised end to end, through the host's
 own plugin loading and hook application, independently of the V3.2 model.
 """
 
-import pathlib
-import sys
-
 import pytest
 from transformers import AutoTokenizer
 
 from dsv32_plugin.encoding import encode_messages
+from dsv32_plugin.testing.server import launch
 from dsv32_plugin.testing.tiny_llama import make_tiny_llama
-
-sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "server"))
-from sglang_server import launch  # noqa: E402
 
 pytestmark = pytest.mark.server
 

@@ -2,7 +2,7 @@
 
     python load_driver.py OUT.json [--backends flashmla triton] [--cpu-smoke] [--workdir DIR]
 
-Per backend one server of the real-width checkpoint (``serving_driver.make_checkpoint("real")``:
+Per backend one server of the real-width checkpoint (``make_serving_checkpoint("real")``:
 every per-layer size of the released model, 2 layers + MTP layer, dummy FP8 weights), FP8 KV
 cache, CUDA graphs and the radix cache on (host defaults), ``--enable-metrics``, and the host's
 strict idle memory check (``SGLANG_ENABLE_STRICT_MEM_CHECK_DURING_IDLE=1``: an idle scheduler
@@ -25,7 +25,8 @@ check covers both caches. Then, in order:
    after it is answered.
 
 ``--cpu-smoke`` runs the same steps with a few small prompts on sglang's CPU engine (the tiny
-checkpoint): the plumbing, in CI (tests/gpu/test_load_driver_cpu.py).
+checkpoint): the plumbing, by hand (bench_serving needs ``datasets``, which the lean CPU install
+leaves out; run 2026-12-07: every step ok).
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ from dataclasses import dataclass, replace
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from serving_driver import Config, _launcher, make_checkpoint, server_env  # noqa: E402
 from serving_driver import GPU as GPU_PLAN  # noqa: E402
+from serving_driver import SERVER_READY_S, Config, server_env  # noqa: E402
 from tree_core_probe import tree_core_env  # noqa: E402
+
+from dsv32_plugin.testing.gpu_serving import make_serving_checkpoint  # noqa: E402
+from dsv32_plugin.testing.server import CPU_FLAGS, launch  # noqa: E402
 
 BACKENDS = {"flashmla": "flashmla_auto", "triton": "triton"}
 
@@ -72,7 +76,7 @@ class Load:
 GPU = Load()
 CPU_SMOKE = Load(kind="tiny", prompts=4, input_len=48, range_ratio=0.5, output_len=8, concurrency=2,
                  cancel_after_chunks=2, context_len=512, cpu_engine=True,
-                 flags=("--enable-metrics", "--device", "cpu", "--disable-cuda-graph", "--max-total-tokens", "4096"))
+                 flags=("--enable-metrics", *(f for f in CPU_FLAGS if f != "--skip-server-warmup")))
 
 
 def bench_serving(url: str, tokenizer: str, load: Load, out: pathlib.Path, env: dict) -> dict:
@@ -161,7 +165,6 @@ def too_long(server, context_len: int) -> dict:
 
 
 def run_backend(name: str, load: Load, checkpoint: pathlib.Path, workdir: pathlib.Path, base_env: dict) -> dict:
-    launcher = _launcher()
     backend = BACKENDS[name]
     flags = (*load.flags, "--context-length", str(load.context_len))
     if not load.cpu_engine:  # the CPU engine has one DSA backend (the float32 reference)
@@ -174,7 +177,7 @@ def run_backend(name: str, load: Load, checkpoint: pathlib.Path, workdir: pathli
     result: dict = {"flags": list(flags)}
     start = time.monotonic()
     try:
-        with launcher.launch(checkpoint, root, *flags, flags=(), env=env) as server:
+        with launch(checkpoint, root, *flags, flags=(), env=env, ready_timeout_s=SERVER_READY_S) as server:
             result["startup_s"] = round(time.monotonic() - start, 1)
             client_env = {k: v for k, v in env.items() if k != "SGLANG_ENABLE_STRICT_MEM_CHECK_DURING_IDLE"}
             result["load"] = bench_serving(server.url, str(checkpoint), load, root / "bench.jsonl", client_env)
@@ -202,7 +205,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     load = CPU_SMOKE if args.cpu_smoke else GPU
     workdir = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix="dsv32-load-"))
-    checkpoint = make_checkpoint(load.kind, workdir)
+    checkpoint = make_serving_checkpoint(load.kind, workdir)
     tree_env, _ = tree_core_env("cpu" if load.cpu_engine else "cuda")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | tree_env
     summary = {"load": vars(load) | {"flags": list(load.flags)}, "backends": {}}

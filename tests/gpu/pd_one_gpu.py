@@ -2,7 +2,7 @@
 
     python pd_one_gpu.py OUT.json [--kv-cache-dtype fp8_e4m3|bf16] [--workdir DIR] [--cpu-smoke]
 
-Checkpoint: ``serving_driver``'s ``tiny`` (FP8 block weights, 64 indexer heads). Servers, one after the
+Checkpoint: ``gpu_serving.make_serving_checkpoint``'s ``tiny`` (FP8 block weights, 64 indexer heads). Servers, one after the
 other on GPU 0, each with a fifth of its memory: an ordinary server, then a prefill server and a decode
 server (``tests/e2e/pd_deployment.py``: Mooncake over loopback TCP, whose CUDA build copies GPU memory
 through the host) and the router; all with EAGLE (2 steps, top-k 1) and the asked KV-cache dtype, the
@@ -11,7 +11,7 @@ prefill server with 64-token chunks, the decode server with its radix cache. Eac
 top-2 logprobs of every output token.
 
 OUT.json: per prompt both runs' tokens, output logprobs and EAGLE counts, and the comparison: ``ok`` when
-every prompt's tokens are equal or first differ at a near tie (``serving_driver.NEAR_TIE``), with the
+every prompt's tokens are equal or first differ at a near tie (``gpu_serving.NEAR_TIE``), with the
 largest output-logprob difference over the tokens both runs share. Exit status 1 when not ok.
 ``--cpu-smoke`` runs the same on sglang's CPU engine (plumbing only).
 """
@@ -32,17 +32,18 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "e2e")]
 import serving_driver  # noqa: E402
 from one_rank_reference import BATCH, EAGLE, REUSE  # noqa: E402
 from pd_deployment import Deployment, decode_server, prefill_server, router  # noqa: E402
-from v32_server import _launcher, generate, launch  # noqa: E402
+from dsv32_plugin.testing import gpu_serving  # noqa: E402
+from dsv32_plugin.testing import server as _launcher  # noqa: E402
+from dsv32_plugin.testing.server import CPU_FLAGS, launch  # noqa: E402
 
 GPU_FLAGS = ("--sampling-backend", "pytorch", "--cuda-graph-bs-decode", "1", "2", "4", "--mem-fraction-static", "0.2",
              "--max-total-tokens", "65536")
-CPU_FLAGS = ("--device", "cpu", "--disable-cuda-graph", "--skip-server-warmup", "--max-total-tokens", "4096")
 TOP2 = {"top_logprobs_num": 2}
 
 
 def outputs(server) -> list[dict]:
     """Per prompt (A, B, D, C): tokens, output logprobs, top-2 gaps, EAGLE (verifies, accepted)."""
-    answers = [*generate(server, BATCH | TOP2, timeout=600), generate(server, REUSE | TOP2, timeout=600)]
+    answers = [*server.generate(BATCH | TOP2, timeout=600), server.generate(REUSE | TOP2, timeout=600)]
     return [{"tokens": a["output_ids"],
              "logprobs": [lp for lp, *_ in a["meta_info"]["output_token_logprobs"]],
              "top2_gap": [serving_driver._top2_gap(top) for top in a["meta_info"]["output_top_logprobs"]],
@@ -53,11 +54,11 @@ def outputs(server) -> list[dict]:
 def compare(reference: list[dict], pd: list[dict]) -> dict:
     differences, worst = [], 0.0
     for name, ref, got in zip("ABDC", reference, pd):
-        difference = serving_driver.first_difference(ref["tokens"], got["tokens"], ref["top2_gap"], got["top2_gap"])
+        difference = gpu_serving.first_difference(ref["tokens"], got["tokens"], ref["top2_gap"], got["top2_gap"])
         shared = len(ref["tokens"]) if difference is None else difference["position"] + 1
         worst = max([worst, *(abs(a - b) for a, b in zip(ref["logprobs"][:shared], got["logprobs"][:shared]))])
         if difference is not None:
-            differences.append({"prompt": name, **difference, "near_tie": serving_driver.at_near_tie(difference)})
+            differences.append({"prompt": name, **difference, "near_tie": gpu_serving.at_near_tie(difference)})
     same_drafts = [r["drafts"] for r in reference] == [p["drafts"] for p in pd]
     return {"ok": all(d["near_tie"] for d in differences), "differences": differences,
             "max_logprob_difference": worst, "same_drafts": same_drafts}
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu-smoke", action="store_true", help="sglang's CPU engine (plumbing only)")
     args = parser.parse_args(argv)
     workdir = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix="dsv32-pd-"))
-    checkpoint = serving_driver.make_checkpoint("tiny", workdir)
+    checkpoint = gpu_serving.make_serving_checkpoint("tiny", workdir)
     plan = serving_driver.CPU_SMOKE if args.cpu_smoke else serving_driver.GPU
     tree_env, _ = serving_driver.tree_core_env("cpu" if args.cpu_smoke else "cuda")
     base = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | tree_env

@@ -5,10 +5,9 @@
 
 Checkpoints, made on the machine:
 
-* ``tiny``: ``make_tiny_checkpoint(fp8=True)`` widened to whole FP8 blocks (``TINY_GPU``),
-  loaded from its safetensors (FP8 block weights through the host's Fp8Config);
-* ``real``: ``make_real_width_dir`` (every per-layer size of the released model, 2 layers + MTP),
-  ``--load-format dummy`` with the harness plugin's ``dummy_init`` weights.
+``tiny`` and ``real`` (``dsv32_plugin.testing.gpu_serving.make_serving_checkpoint``): the tiny FP8
+checkpoint widened to whole FP8 blocks, loaded from its safetensors (FP8 block weights through the host's
+Fp8Config); the real-width one with ``--load-format dummy`` and the harness plugin's ``dummy_init`` weights.
 
 Configurations (``configs``): ``{fp8_e4m3,bf16}-{flashmla,triton}-{graphs,eager}`` with
 ``--kv-cache-dtype`` and ``--dsa-{prefill,decode}-backend`` (``flashmla_auto`` / ``triton``),
@@ -54,9 +53,16 @@ sys.path.insert(0, str(HERE))
 
 from tree_core_probe import tree_core_env  # noqa: E402
 
+from dsv32_plugin.testing.gpu_serving import (  # noqa: E402
+    NEAR_TIE,
+    TOKEN_RANGE,
+    at_near_tie,
+    first_difference,
+    make_serving_checkpoint,
+)
+from dsv32_plugin.testing.server import CPU_FLAGS, launch  # noqa: E402
+
 PROMPT_SEED = 11
-TOKEN_RANGE = (3, 600)  # byte and merge tokens of the tiny tokenizer: no special tokens
-NEAR_TIE = 0.05  # nats between the top-2 logprobs: a divergence there is rounding, not a bug
 EAGLE_FLAGS = ("--speculative-algorithm", "EAGLE", "--speculative-num-steps", "3",
                "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", "4")
 DUMMY_FLAGS = ("--load-format", "dummy")
@@ -91,7 +97,7 @@ GPU = Plan()
 # The plumbing (server start, harness plugin, reports, comparisons) on a GPU-less machine:
 # tests/gpu/test_serving_driver_cpu.py.
 CPU_SMOKE = Plan(lengths=(24,), batches=(1, 2), new_tokens=4, cpu_engine=True,
-                 flags=("--device", "cpu", "--disable-cuda-graph", "--skip-server-warmup", "--max-total-tokens", "4096"))
+                 flags=CPU_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -144,33 +150,6 @@ def prompts(length: int, count: int) -> list[list[int]]:
 
     gen = torch.Generator().manual_seed(PROMPT_SEED + length)
     return torch.randint(*TOKEN_RANGE, (count, length), generator=gen).tolist()
-
-
-# The tiny checkpoint, widened where the host's FP8 path needs whole 128-blocks: every GEMM's K
-# (hidden 128; the per-token-group activation quant takes 128-groups) and, under --tp 2, every shard
-# (8 heads: o_proj's 2 x 128 input rows; FFN widths 256 = 2 x 128). 64 indexer heads: no score ties.
-TINY_GPU = {"index_n_heads": 64, "hidden_size": 128, "num_attention_heads": 8, "num_key_value_heads": 8,
-            "intermediate_size": 256, "moe_intermediate_size": 256}
-
-
-def make_checkpoint(kind: str, directory: pathlib.Path) -> pathlib.Path:
-    if kind == "tiny":
-        from dsv32_plugin.testing import make_tiny_checkpoint
-
-        return make_tiny_checkpoint(directory / "tiny-fp8", fp8=True, overrides=TINY_GPU)
-    from dsv32_plugin.testing.real_width import make_real_width_dir
-
-    return make_real_width_dir(directory / "real-width-fp8", layers=2, fp8=True)
-
-
-def _launcher():
-    path = HERE.parent / "server" / "sglang_server.py"
-    spec = importlib.util.spec_from_file_location("_gpu_sglang_server_launcher", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    module.READY_TIMEOUT_S = SERVER_READY_S
-    return module
 
 
 def server_env(base: dict, config: Config, logs: pathlib.Path, plan: Plan) -> dict:
@@ -229,7 +208,7 @@ def _diagnostics(root: pathlib.Path, limit: int = 40) -> list[str]:
     return lines[:limit]
 
 
-def run_config(name: str, config: Config, checkpoint: pathlib.Path, workdir: pathlib.Path, launcher, env: dict,
+def run_config(name: str, config: Config, checkpoint: pathlib.Path, workdir: pathlib.Path, env: dict,
                plan: Plan = GPU) -> dict:
     root = workdir / name
     logs = root / "logs"
@@ -237,7 +216,8 @@ def run_config(name: str, config: Config, checkpoint: pathlib.Path, workdir: pat
     result: dict = {"flags": [*plan.flags, *config.flags], "draftable": config.draftable, "runs": {}}
     start = time.monotonic()
     try:
-        with launcher.launch(checkpoint, root, *result["flags"], flags=(), env=server_env(env, config, logs, plan)) as server:
+        with launch(checkpoint, root, *result["flags"], flags=(), env=server_env(env, config, logs, plan),
+                    ready_timeout_s=SERVER_READY_S) as server:
             result["startup_s"] = round(time.monotonic() - start, 1)
             try:
                 for length in plan.lengths:
@@ -248,28 +228,13 @@ def run_config(name: str, config: Config, checkpoint: pathlib.Path, workdir: pat
         result["ok"] = True
     except KeyboardInterrupt:
         raise
-    except BaseException as exc:  # pytest.fail in the launcher raises an OutcomeException
+    except Exception as exc:  # ServerFailed, or a request that failed
         result["ok"] = False
         result["error"] = f"{type(exc).__name__}: {exc}"[-6000:]
         result["diagnostics"] = _diagnostics(root)
     result["total_s"] = round(time.monotonic() - start, 1)
     result.update(_read_logs(logs))
     return result
-
-
-def first_difference(tokens: list, other_tokens: list, gaps: list, other_gaps: list) -> dict | None:
-    """None when the two greedy sequences are equal; else the first position where they differ and
-    the smaller top-2 logprob gap of the two runs there (None when neither run has one)."""
-    if tokens == other_tokens:
-        return None
-    pos = next((j for j, (x, y) in enumerate(zip(tokens, other_tokens)) if x != y), min(len(tokens), len(other_tokens)))
-    there = [g for g in gaps[pos:pos + 1] + other_gaps[pos:pos + 1] if g is not None]
-    return {"position": pos, "top2_gap": min(there) if there else None}
-
-
-def at_near_tie(difference: dict) -> bool:
-    """A first difference where rounding may legitimately pick the other token."""
-    return difference["top2_gap"] is not None and difference["top2_gap"] < NEAR_TIE
 
 
 def compare(reference: dict, other: dict) -> dict:
@@ -323,10 +288,9 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f"unknown configurations {sorted(unknown)}; choose from {list(all_configs)}")
     workdir = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix=f"dsv32-gpu-{args.kind}-"))
-    checkpoint = make_checkpoint(args.kind, workdir)
+    checkpoint = make_serving_checkpoint(args.kind, workdir)
     tree_env, probe = tree_core_env("cpu" if plan.cpu_engine else "cuda")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | tree_env
-    launcher = _launcher()
     summary = {"kind": args.kind, "checkpoint": str(checkpoint), "tree_core_probe": probe,
                "server_env": tree_env, "configs": {}, "comparisons": {}}
     lock = threading.Lock()
@@ -339,7 +303,7 @@ def main(argv=None) -> None:
         elif all_configs[name].gpus > gpus:
             result = {"ok": False, "skipped": f"needs {all_configs[name].gpus} GPUs, {gpus} here", "total_s": 0}
         else:
-            result = run_config(name, all_configs[name], checkpoint, workdir, launcher, env, plan)
+            result = run_config(name, all_configs[name], checkpoint, workdir, env, plan)
         with lock:
             summary["configs"][name] = result
             summary["comparisons"] = comparisons(summary["configs"])

@@ -19,10 +19,8 @@ def host():
 
 
 @pytest.fixture(scope="module")
-def tiny_v32(tmp_path_factory):
-    from dsv32_plugin.testing import make_tiny_checkpoint
-
-    return str(make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_v32")))
+def tiny_v32(tiny_v32_checkpoint):
+    return str(tiny_v32_checkpoint)
 
 
 @pytest.fixture(scope="module")

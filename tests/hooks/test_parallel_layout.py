@@ -6,8 +6,7 @@ import subprocess
 import sys
 import pytest
 
-from dsv32_plugin.models.parallel import layout_problems, release_config
-from dsv32_plugin.testing import make_tiny_checkpoint
+from dsv32_plugin.policy import layout_problems, release_config
 
 V32 = release_config()
 
@@ -32,11 +31,10 @@ def test_layouts_that_cannot_run_are_named(tp, attn_dp, ep, device, words):
     assert problems and all(any(w in p for p in problems) for w in words), problems
 
 
-def test_launcher_refuses_a_bad_tp_in_one_line(tmp_path):
+def test_launcher_refuses_a_bad_tp_in_one_line(tmp_path, tiny_v32):
     """--tp 3 with 4 heads: stock launch_server exits 1 printing one error line, no traceback, no rank started."""
-    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
     proc = subprocess.run(
-        [sys.executable, "-m", "sglang.launch_server", "--model-path", str(ckpt), "--device", "cpu", "--tp", "3"],
+        [sys.executable, "-m", "sglang.launch_server", "--model-path", tiny_v32, "--device", "cpu", "--tp", "3"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
         env={"PATH": "/usr/bin:/bin", "SGLANG_USE_CPU_ENGINE": "1", "HOME": str(tmp_path)},
     )

@@ -9,7 +9,7 @@ import pytest
 from test_server_args import cpu_argv, parse
 
 from dsv32_plugin.hooks import ledger
-from dsv32_plugin.hooks.prefill_graphs import TARGET
+from dsv32_plugin.host import touches
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def prefill_backend(host, argv) -> str:
 
 
 def test_the_hook_is_in_the_ledger(host):
-    assert TARGET in {touch.target for touch in ledger.TOUCHES}
+    assert touches.PREFILL_GRAPHS in {made.touch for made in ledger.TOUCHES}
 
 
 @pytest.mark.parametrize("requested", ["breakable", "full"])

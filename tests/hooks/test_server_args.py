@@ -15,13 +15,10 @@ import textwrap
 import pytest
 
 from dsv32_plugin.hooks import ledger
+from dsv32_plugin.host import touches
 
-HOOK_TARGETS = {
-    "sglang.srt.server_args.ServerArgs.add_cli_args",
-    "sglang.srt.arg_groups.model_hook.handle_model_specific_adjustments",
-    "sglang.srt.arg_groups.overrides._dsa_kv_cache_dtype_default",
-    "sglang.srt.arg_groups.overrides._dsa_split_backend_resolution",
-}
+HOOKS = {touches.CLI_ARGS, touches.MODEL_SPECIFIC_ADJUSTMENTS, touches.KV_CACHE_DTYPE_DEFAULT,
+         touches.SPLIT_BACKEND_RESOLUTION}
 RESOLVED_FIELDS = (
     "attention_backend",
     "dsa_prefill_backend",
@@ -51,7 +48,7 @@ def cpu_argv(model, *extra):
 
 
 def test_install_records_every_hook_in_the_ledger(host):
-    assert HOOK_TARGETS <= {touch.target for touch in ledger.TOUCHES}
+    assert HOOKS <= {made.touch for made in ledger.TOUCHES}
 
 
 @pytest.mark.parametrize(

@@ -22,18 +22,17 @@ from dsv32_plugin.kernels.reference import (
     quantize_fp8_blockwise,
     store_index_k,
 )
-from dsv32_plugin.testing import make_tiny_checkpoint
 
 PROMPT = 160
 MIN_MEAN_OVERLAP = 0.9
 
 
-def indexer_inputs(tmp_path):
+def indexer_inputs(checkpoint):
     """[(q [T, Hi, D], k [T, D], weights [T, Hi])] per layer, float32, post-RoPE, pre-Hadamard."""
     from transformers import AutoModelForCausalLM
     from transformers.models.deepseek_v32 import modeling_deepseek_v32 as hf_mod
 
-    model = AutoModelForCausalLM.from_pretrained(make_tiny_checkpoint(tmp_path / "tiny"), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
     captured = []
 
     def grab(module, args, kwargs):
@@ -55,8 +54,8 @@ def indexer_inputs(tmp_path):
     return captured, model.config.index_topk
 
 
-def test_fp8_indexer_topk_overlaps_exact_scoring(tmp_path):
-    layers, topk = indexer_inputs(tmp_path)
+def test_fp8_indexer_topk_overlaps_exact_scoring(tiny_v32_checkpoint):
+    layers, topk = indexer_inputs(tiny_v32_checkpoint)
     start = torch.zeros(PROMPT, dtype=torch.long)
     end = torch.arange(1, PROMPT + 1)
     rows = end > topk

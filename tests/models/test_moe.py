@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from pyrun import last_json, run_python
-from server.sglang_server import free_port
+
+from dsv32_plugin.testing.server import free_port
 
 SCRIPT = """
 import json, sys, torch

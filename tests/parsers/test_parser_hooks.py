@@ -6,6 +6,7 @@ from sglang.srt.parser.reasoning_parser import ReasoningParser
 from sglang.srt.parser.reasoning_parser_names import REASONING_PARSER_NAMES
 
 from dsv32_plugin.hooks import ledger, parsers
+from dsv32_plugin.host import touches
 from dsv32_plugin.parsers.deepseekv31 import DeepSeekV31Detector
 from dsv32_plugin.parsers.deepseekv32 import DeepSeekV32Detector
 from dsv32_plugin.parsers.reasoning import DeepSeekV32ReasoningDetector
@@ -18,12 +19,8 @@ def test_names_resolve_to_plugin_detectors_and_stay_listed():
     assert isinstance(ReasoningParser("deepseek-v3").detector, DeepSeekV32ReasoningDetector)
     assert {"deepseekv31", "deepseekv32"} <= set(TOOL_CALL_PARSER_NAMES)
     assert "deepseek-v3" in REASONING_PARSER_NAMES
-    targets = {t.target for t in ledger.TOUCHES if t.module.endswith("hooks.parsers")}
-    assert targets == {
-        f"{parsers._TOOL_PARSERS}[deepseekv32]",
-        f"{parsers._TOOL_PARSERS}[deepseekv31]",
-        f"{parsers._REASONING_PARSERS}[deepseek-v3]",
-    }
+    made = {t.touch for t in ledger.TOUCHES if t.module.endswith("hooks.parsers")}
+    assert made == {touches.TOOL_PARSER_V32, touches.TOOL_PARSER_V31, touches.REASONING_PARSER}
 
 
 def test_structural_tag_hooks_match_the_formats():

@@ -7,10 +7,10 @@ import re
 
 import psutil
 import pytest
-from sglang_server import CPU_FLAGS, launch, live_group_members
 
 from dsv32_plugin import __version__
-from dsv32_plugin.testing import make_tiny_checkpoint
+from dsv32_plugin.hooks.models import MISSING_CPU_OP
+from dsv32_plugin.testing.server import CPU_FLAGS, launch, live_group_members
 from dsv32_plugin.testing.tiny_llama import make_tiny_llama
 
 pytestmark = pytest.mark.server
@@ -36,12 +36,13 @@ def chat(server):
     assert isinstance(message["content"], str) or isinstance(message["reasoning_content"], str)
 
 
-@pytest.mark.parametrize("build, extra, request_once", [
-    pytest.param(make_tiny_llama, (), generate, id="tiny-llama"),
-    pytest.param(make_tiny_checkpoint, SEED_FLAGS, chat, id="tiny-v32-seed-flags"),
+@pytest.mark.parametrize("model, extra, request_once", [
+    pytest.param("tiny-llama", (), generate, id="tiny-llama"),
+    pytest.param("tiny-v32", SEED_FLAGS, chat, id="tiny-v32-seed-flags"),
 ])
-def test_plugin_registers_in_main_and_scheduler_and_server_answers(tmp_path, build, extra, request_once):
-    model = build(tmp_path / "model")
+def test_plugin_registers_in_main_and_scheduler_and_server_answers(tmp_path, tiny_v32_checkpoint, model, extra,
+                                                                   request_once):
+    model = make_tiny_llama(tmp_path / "model") if model == "tiny-llama" else tiny_v32_checkpoint
     with launch(model, tmp_path, *extra) as server:
         scheduler_pids = {p.pid for p in psutil.Process(server.process.pid).children(recursive=True)
                           if "scheduler" in " ".join(p.cmdline())}
@@ -54,17 +55,18 @@ def test_plugin_registers_in_main_and_scheduler_and_server_answers(tmp_path, bui
     assert scheduler_pids and scheduler_pids <= set(registered), (scheduler_pids, registered)
     if importlib.util.find_spec("sgl_kernel") is None:
         assert "using the plugin's torch CPU stand-in" in log
+        # Host model modules needing compiled CPU ops: one line of ours per process, not one per module.
+        assert MISSING_CPU_OP not in log and "need compiled sgl_kernel CPU ops" in log, log[-4000:]
 
 
 
-def test_server_started_from_the_clone_root_runs_the_source_tree(tmp_path):
+def test_server_started_from_the_clone_root_runs_the_source_tree(tmp_path, tiny_v32_checkpoint):
     # `python -m` puts the working directory first on sys.path, so every process imports the clone's
     # dsv32_plugin/: its links to kernels/, parsers/ and templates/ must make it the whole package.
     repo = pathlib.Path(__file__).resolve().parents[2]
-    model = make_tiny_checkpoint(tmp_path / "model")
     # With the warm-up: skipping it makes the host post /freeze_gc before it listens (a logged traceback).
     flags = tuple(flag for flag in CPU_FLAGS if flag != "--skip-server-warmup")
-    with launch(model, tmp_path, *SEED_FLAGS, flags=flags, cwd=repo) as server:
+    with launch(tiny_v32_checkpoint, tmp_path, *SEED_FLAGS, flags=flags, cwd=repo) as server:
         chat(server)
         log = server.log_text()
     assert log.count(f"from {repo / 'dsv32_plugin'}") >= 2, log[-4000:]  # main process and scheduler

@@ -11,8 +11,6 @@ import sys
 
 import pytest
 
-from dsv32_plugin.testing import make_tiny_checkpoint
-
 pytestmark = pytest.mark.server
 
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
@@ -31,8 +29,8 @@ def run(script: str, cwd: pathlib.Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600, start_new_session=True)
 
 
-def test_the_readme_example_generates(tmp_path):
-    make_tiny_checkpoint(tmp_path / "tiny-v32")
+def test_the_readme_example_generates(tmp_path, tiny_v32_checkpoint):
+    (tmp_path / "tiny-v32").symlink_to(tiny_v32_checkpoint)  # where the README's example looks
     example = readme_example()
     assert example.startswith(ONE_LINE)
     done = run(example, tmp_path)

@@ -20,8 +20,8 @@ HOST_KEYS = ("moe_layer_freq", "topk_method", "scoring_func", "ep_size", "num_ne
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("v32"), "v32")
+def ckpt(tiny_v32_checkpoint):
+    return tiny_v32_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Run sglang's own Triton kernels (TRITON_INTERPRET=1) and the plugin's torch stand-ins on the same
-named inputs; print one JSON line {case: true if identical}. Used by test_cpu_fallbacks.py."""
+named inputs; print one JSON line {case: true if identical}. Used by test_stand_in_ops.py."""
 
 import json
 import os
@@ -8,7 +8,7 @@ assert os.environ.get("TRITON_INTERPRET") == "1", "the host kernels must run in 
 
 import torch  # noqa: E402
 
-from dsv32_plugin.hooks.sgl_kernel_cpu import assign_req_to_token_pool_cpu, copy_all_layer_kv_cache_cpu  # noqa: E402
+from dsv32_plugin.sgl_kernel_cpu import assign_req_to_token_pool_cpu, copy_all_layer_kv_cache_cpu  # noqa: E402
 from sglang.kernels.ops.kvcache.cache_move import copy_all_layer_kv_cache_tiled  # noqa: E402
 from sglang.srt.mem_cache.allocation import assign_req_to_token_pool  # noqa: E402
 from sglang.srt.utils import next_power_of_2  # noqa: E402
@@ -53,7 +53,7 @@ for name, (specs, src, tgt) in COPY_CASES.items():
     results[f"copy/{name}"] = same and gathered
 
 # ---- speculative decoding (EAGLE / MTP) ----
-from dsv32_plugin.hooks import sgl_kernel_cpu_spec as spec  # noqa: E402
+from dsv32_plugin.sgl_kernel_cpu import speculative_ops as spec  # noqa: E402
 from sglang.kernels.ops.speculative.cache_locs import (  # noqa: E402
     assign_draft_cache_locs_contiguous,
     assign_extend_cache_locs,

@@ -1,7 +1,13 @@
-"""Start a stock ``python -m sglang.launch_server`` on CPU, outside the repo, and stop it cleanly.
+"""Start a stock ``python -m sglang.launch_server`` outside the repo, talk to it, and stop it cleanly.
 
-The server runs in its own session (process group): when a host child dies,
-sglang kills its whole group, which must never include pytest.
+The one launcher of the tests, the GPU serving driver and the benchmarks::
+
+    with launch(checkpoint, workdir, "--dtype", "float32") as server:
+        out = server.generate({"input_ids": [1, 2, 3], "sampling_params": {"max_new_tokens": 4}})
+
+The server runs in its own session (process group): when a host child dies, sglang kills its
+whole group, which must never include the caller. No pytest import: a server that exits or is
+not ready in time raises ``ServerFailed`` with the end of its log.
 """
 
 from __future__ import annotations
@@ -18,14 +24,21 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Optional
 
-import pytest
-
-READY_TIMEOUT_S = 600  # ~40 s (one rank) to ~3 min (two ranks) on the 2-core dev box; CI may be slower
+READY_TIMEOUT_S = 600  # ~40 s (one rank) to ~3 min (two ranks) on a 2-core CPU machine; CI may be slower
 STOP_TIMEOUT_S = 30
-# No --attention-backend: on CPU the host picks torch_native, and the plugin picks dsa for V3.2.
-# --max-total-tokens bounds the KV pool, which otherwise sizes itself from free RAM.
-CPU_FLAGS = ("--device", "cpu", "--disable-cuda-graph", "--skip-server-warmup", "--max-total-tokens", "4096")
+# sglang's CPU engine (SGLANG_USE_CPU_ENGINE=1, which launch sets), no graphs (decode graphs would be
+# captured by the CPU graph runner; the plugin turns V3.2's prefill graphs off itself, and this turns them
+# off for other models), --max-total-tokens bounding the KV pool, which otherwise sizes itself from free
+# RAM. No --attention-backend: on CPU the host picks torch_native, and the plugin picks dsa for V3.2.
+CPU_FLAGS = ("--device", "cpu", "--disable-decode-cuda-graph", "--disable-prefill-cuda-graph",
+             "--skip-server-warmup", "--max-total-tokens", "4096")
+LOG_TAIL = 6000
+
+
+class ServerFailed(RuntimeError):
+    """The server exited, or was not ready in time; the message ends with its log."""
 
 
 @dataclass
@@ -45,6 +58,24 @@ class Server:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")
+
+    def generate(self, body: dict, timeout: float = 120) -> dict:
+        """``/generate``'s answer; AssertionError with the body unless it answered 200."""
+        status, out = self.post("/generate", body, timeout)
+        assert status == 200, out
+        return out
+
+    def stream(self, path: str, body: dict, timeout: float = 120) -> list[dict]:
+        """The JSON events of a server-sent-event stream (``data: {...}`` lines, without [DONE])."""
+        req = urllib.request.Request(self.url + path, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        events = []
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            for raw in resp:
+                line = raw.decode().strip()
+                if line.startswith("data:") and line != "data: [DONE]":
+                    events.append(json.loads(line[len("data:"):]))
+        return events
 
 
 def free_port() -> int:
@@ -73,16 +104,16 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def launch(model: Path, workdir: Path, *extra: str, flags: tuple[str, ...] = CPU_FLAGS, env: dict | None = None,
-           cwd: Path | None = None):
+def launch(model: Path, workdir: Path, *extra: str, flags: tuple[str, ...] = CPU_FLAGS, env: Optional[dict] = None,
+           cwd: Optional[Path] = None, ready_timeout_s: float = READY_TIMEOUT_S) -> Iterator[Server]:
     """Yield a ready ``Server`` started with ``flags`` + ``extra``; on exit kill its process group and wait.
 
-    The server gets pytest's environment without TRITON_INTERPRET (which tests/conftest.py sets on
+    The server gets this process's environment without TRITON_INTERPRET (which tests/conftest.py sets on
     CPU machines), as a user would start it, plus ``SGLANG_USE_CPU_ENGINE=1`` and ``env``. It runs in
     ``cwd`` (default ``workdir``, which holds its log).
     """
     port = free_port()
-    log = workdir / f"server-{port}.log"
+    log = Path(workdir) / f"server-{port}.log"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {
         "SGLANG_USE_CPU_ENGINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     cmd = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model),
@@ -92,12 +123,13 @@ def launch(model: Path, workdir: Path, *extra: str, flags: tuple[str, ...] = CPU
                                    start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        deadline = time.monotonic() + ready_timeout_s
         while not _healthy(server.url):
             if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode} before ready:\n{server.log_text()[-6000:]}")
+                raise ServerFailed(f"server exited with {process.returncode} before ready:\n"
+                                   f"{server.log_text()[-LOG_TAIL:]}")
             if time.monotonic() > deadline:
-                pytest.fail(f"server not ready after {READY_TIMEOUT_S} s:\n{server.log_text()[-6000:]}")
+                raise ServerFailed(f"server not ready after {ready_timeout_s} s:\n{server.log_text()[-LOG_TAIL:]}")
             time.sleep(1)
         yield server
     finally:
