@@ -28,7 +28,7 @@ from dsv32_plugin.kernels import reference as ref
 from dsv32_plugin.kernels.cache.index_k import store_index_k
 from dsv32_plugin.kernels.indexer.decode import indexer_topk_decode, topk_positions_to_slots, write_decode_logits
 from dsv32_plugin.kernels.indexer.prefill import indexer_topk_prefill, write_prefill_logits
-from dsv32_plugin.kernels.indexer.topk import topk_rows
+from dsv32_plugin.kernels.indexer.topk import topk_rows, topk_splits
 
 HEADS, DIM, TOPK = 64, 128, 2048
 INDEX_K_BYTES_PER_TOKEN = DIM + 4
@@ -119,7 +119,8 @@ def bench_prefill(gen, quick):
     }
 
 
-DECODE_CONFIGS = [(128, 4, 3), (128, 4, 4), (64, 4, 3), (256, 8, 3)]  # (block_s, num_warps, num_stages); first = default
+DECODE_CONFIGS = [  # (block_s, num_warps, num_stages, programs_per_sm); first = default
+    (128, 4, 3, 4), (128, 4, 3, 8), (128, 4, 4, 4), (128, 4, 3, 2), (64, 4, 3, 8), (256, 8, 3, 4)]
 
 
 def decode_inputs(gen, context, batch=64):
@@ -141,8 +142,8 @@ def bench_decode(gen, context, copy_gbps, quick, batch=64):
     must_read = batch * context * INDEX_K_BYTES_PER_TOKEN + q.numel() + weights.numel() * 4
     logits = torch.empty(batch, context, dtype=torch.float32, device="cuda")
     rows = []
-    for bs, warps, stages in DECODE_CONFIGS[:2] if quick else DECODE_CONFIGS:
-        cfg = dict(block_s=bs, num_warps=warps, num_stages=stages)
+    for bs, warps, stages, per_sm in DECODE_CONFIGS[:2] if quick else DECODE_CONFIGS:
+        cfg = dict(block_s=bs, num_warps=warps, num_stages=stages, programs_per_sm=per_sm)
         try:
             t = bench(lambda: write_decode_logits(q, cache, weights, seq_lens, page_table, logits, **cfg))
         except Exception as exc:
@@ -172,28 +173,71 @@ def bench_decode(gen, context, copy_gbps, quick, batch=64):
     }
 
 
-def bench_topk_single_row(gen):
-    cols = 16384
+def graph_us(fn):
+    """Median replay time (µs) of ``fn`` captured in a CUDA graph, as a server replays a decode step."""
+    fn()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return bench(graph.replay) * 1e6
+
+
+TOPK_SPLITS = [1, 4, 8, 16, 32]
+
+
+def flashinfer_topk():
+    """FlashInfer's top-k as a peer, or why it cannot run here."""
+    try:
+        import flashinfer
+        return flashinfer.top_k, None
+    except Exception as exc:  # not installed, or its JIT cannot build on this machine
+        return None, f"{type(exc).__name__}: {exc}"[:200]
+
+
+def bench_topk_single_row(gen, cols):
+    """Top-2048 of one row of ``cols`` fp32 scores (B=1 decode), per launch split, against torch.topk."""
     scores = torch.randn(1, cols, generator=gen, device="cuda")
     zero = torch.zeros(1, dtype=torch.int32, device="cuda")
     end = torch.full((1,), cols, dtype=torch.int32, device="cuda")
-    rows = []
-    for block, warps in [(2048, 8), (4096, 8), (4096, 16), (8192, 16), (16384, 32)]:
-        graph = torch.cuda.CUDAGraph()
-        topk_rows(scores, zero, end, TOPK, block=block, num_warps=warps)
-        with torch.cuda.graph(graph):
-            topk_rows(scores, zero, end, TOPK, block=block, num_warps=warps)
-        rows.append({"block": block, "num_warps": warps, "graph_us": bench(graph.replay) * 1e6,
-                     "eager_us": bench(lambda: topk_rows(scores, zero, end, TOPK, block=block, num_warps=warps)) * 1e6})
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        torch.topk(scores, TOPK, dim=1, sorted=False)
-    torch_us = bench(graph.replay) * 1e6
-    best = min(rows, key=lambda r: r["graph_us"])
-    out = topk_rows(scores, zero, end, TOPK, block=best["block"], num_warps=best["num_warps"])
-    return {"shape": f"B=1 n={cols} topk={TOPK}", "sweep": rows, "best_us": best["graph_us"], "best": best,
+    rows = [{"splits": s, "graph_us": graph_us(lambda: topk_rows(scores, zero, end, TOPK, splits=s))} for s in TOPK_SPLITS]
+    default_us = graph_us(lambda: topk_rows(scores, zero, end, TOPK))
+    peer, why = flashinfer_topk()
+    out = topk_rows(scores, zero, end, TOPK)
+    return {"shape": f"B=1 n={cols} topk={TOPK}", "sweep": rows, "default_us": default_us,
+            "default_splits": topk_splits(1, cols, torch.cuda.get_device_properties(0).multi_processor_count),
             "exact_vs_torch": topk_matches_torch(scores, zero, end, out, [0]),
-            "torch_topk_graph_us": torch_us}
+            "torch_topk_graph_us": graph_us(lambda: torch.topk(scores, TOPK, dim=1, sorted=False)),
+            "flashinfer_graph_us": graph_us(lambda: peer(scores, TOPK)) if peer else None, "flashinfer_error": why}
+
+
+SERVER_PAGE_TABLE_TOKENS = 163840  # a graph's page table spans the model's whole context (req_to_token's width)
+
+
+def bench_decode_server_shapes(gen):
+    """The indexer's decode step as the server's graph runs it: B requests at context C, page tables
+    of the whole 160K context (most of it beyond C), scores + top-k, CUDA graph."""
+    rows = []
+    for batch in (1, 32, 128):
+        for context in (4096, 32768):
+            q, cache, weights, seq_lens, page_table = decode_inputs(gen, context, batch)
+            wide = torch.zeros(batch, SERVER_PAGE_TABLE_TOKENS // 64, dtype=torch.int32, device="cuda")
+            wide[:, : page_table.shape[1]] = page_table
+            logits = torch.empty(batch, SERVER_PAGE_TABLE_TOKENS, dtype=torch.float32, device="cuda")
+            zeros = torch.zeros(batch, dtype=torch.int32, device="cuda")
+            out = indexer_topk_decode(q, cache, weights, seq_lens, wide, TOPK)
+            write_decode_logits(q, cache, weights, seq_lens, wide, logits)
+            rows.append({
+                "batch": batch, "context": context,
+                "scores_plus_topk_us": graph_us(lambda: indexer_topk_decode(q, cache, weights, seq_lens, wide, TOPK)),
+                "scores_us": graph_us(lambda: write_decode_logits(q, cache, weights, seq_lens, wide, logits)),
+                "topk_us": graph_us(lambda: topk_rows(logits, zeros, seq_lens, TOPK)),
+                "torch_topk_us": graph_us(lambda: torch.topk(logits[:, :context], TOPK, dim=1, sorted=False)),
+                "must_read_MB": batch * context * INDEX_K_BYTES_PER_TOKEN / 1e6,
+                "exact_vs_torch": topk_matches_torch(logits, zeros, seq_lens, out.view(batch, TOPK), range(0, batch, 7)),
+            })
+            print("decode (server shapes)", rows[-1], flush=True)
+            del q, cache, weights, page_table, wide, logits
+    return rows
 
 
 def sanitize_run():
@@ -253,11 +297,17 @@ def plot(result_path, image_path):
     ax.set_ylim(0, 1.2)
     ax.legend(fontsize=8, loc="upper left")
     ax = axes[2]
-    tk = r["topk_single_row"]
-    ax.bar(["ours (best cfg)", "torch.topk"], [tk["best_us"], tk["torch_topk_graph_us"]], color=["#27a", "#bbb"])
-    ax.axhline(20, color="r", ls="--", label="target 20 us")
+    labels, ours, peer = [], [], []
+    for tk in r["topk_single_row"]:
+        labels.append(tk["shape"].split("n=")[1].split()[0])
+        ours.append(tk["default_us"])
+        peer.append(tk["torch_topk_graph_us"])
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], ours, 0.4, label="ours", color="#27a")
+    ax.bar([i + 0.2 for i in x], peer, 0.4, label="torch.topk", color="#bbb")
+    ax.set_xticks(list(x), labels)
     ax.set_ylabel("us (CUDA-graph replay)")
-    ax.set_title("top-2048 of 16K fp32, B=1")
+    ax.set_title("top-2048 of n fp32, B=1 (targets: 15 us at 16K, 20 us at 32K)")
     ax.legend()
     fig.suptitle(f"{r['device']}, torch {r['torch']}, triton {r['triton']}")
     fig.tight_layout()
@@ -282,8 +332,9 @@ def main():
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__}
     result["ceilings"] = ceilings()
     print("ceilings", result["ceilings"], flush=True)
-    result["topk_single_row"] = bench_topk_single_row(gen)
-    print("topk", result["topk_single_row"]["best"], flush=True)
+    result["topk_single_row"] = [bench_topk_single_row(gen, cols) for cols in (16384, 32768)]
+    print("topk", result["topk_single_row"], flush=True)
+    result["decode_server_shapes"] = bench_decode_server_shapes(gen)
     result["decode"] = [bench_decode(gen, ctx, result["ceilings"]["copy_GBps"], args.quick) for ctx in (32768, 131072)]
     print("decode", [(d["shape"], d["graph_total_us"], d["fraction_of_copy_bw"]) for d in result["decode"]], flush=True)
     result["prefill"] = bench_prefill(gen, args.quick)
@@ -301,9 +352,13 @@ def main():
         print(f"{'decode ' + d['shape'] + ' us':58s} {d['graph_total_us']:12.1f}  bw {d['fraction_of_copy_bw']:.2f} of copy (>= 0.5)")
         print(f"{'  logits / top-k us; torch.topk us (exact)':58s} {d['logits_us']:.1f} / {d['topk_us']:.1f}; "
               f"{d['torch_topk_us_same_rows']:.1f} ({d['topk_exact_vs_torch']})")
-    tk = result["topk_single_row"]
-    print(f"{'top-k 2048 of 16K, B=1 (graph) us':58s} {tk['best_us']:12.1f}  <= 20 (torch.topk "
-          f"{tk['torch_topk_graph_us']:.1f}; exact {tk['exact_vs_torch']})")
+    for tk in result["topk_single_row"]:
+        print(f"{'top-k ' + tk['shape'] + ' (graph) us':58s} {tk['default_us']:12.1f}  (torch.topk "
+              f"{tk['torch_topk_graph_us']:.1f}; FlashInfer {tk['flashinfer_graph_us'] or tk['flashinfer_error']}; "
+              f"exact {tk['exact_vs_torch']})")
+    for d in result["decode_server_shapes"]:
+        print(f"{'decode B=%d C=%d: scores+top-k / scores / top-k us' % (d['batch'], d['context']):58s} "
+              f"{d['scores_plus_topk_us']:.1f} / {d['scores_us']:.1f} / {d['topk_us']:.1f} (torch.topk {d['torch_topk_us']:.1f})")
     print(f"total bench seconds {result['seconds']:.0f}")
 
 

@@ -18,18 +18,18 @@ from ..target import launch_target
 from .topk import topk_rows
 
 
-@triton.jit(do_not_specialize=["page_table_stride", "max_pages", "s_q"])
+@triton.jit(do_not_specialize=["page_table_stride", "max_pages", "s_q", "num_splits"])
 def _decode_logits_kernel(
     q_ptr, keys_ptr, scales_ptr, w_ptr, seq_lens_ptr, page_table_ptr, page_table_stride,
-    logits_ptr, logits_stride, num_cache_pages, max_pages, num_heads, s_q,
+    logits_ptr, logits_stride, num_cache_pages, max_pages, num_heads, s_q, num_splits,
     D: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_S: tl.constexpr,
-    TILES: tl.constexpr, FP8_HW: tl.constexpr, DOT_FP32: tl.constexpr, NUM_STAGES: tl.constexpr,
+    FP8_HW: tl.constexpr, DOT_FP32: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):
     PAGE: tl.constexpr = 64
     PAGE_BYTES: tl.constexpr = PAGE * (D + 4)
     req = tl.program_id(0)
     length = tl.minimum(tl.load(seq_lens_ptr + req), max_pages * PAGE)
-    first = tl.program_id(1) * (TILES * BLOCK_S)
+    first = tl.program_id(1) * BLOCK_S
     if first < length:
         dims = tl.arange(0, D)
         pair = tl.arange(0, BLOCK_Q * BLOCK_H)
@@ -44,8 +44,9 @@ def _decode_logits_kernel(
         w = tl.load(w_ptr + (req * s_q + rows).to(tl.int64)[:, None] * num_heads + heads[None, :], mask=w_ok, other=0.0)
         out_rows = logits_ptr + (req * s_q + rows).to(tl.int64)[None, :] * logits_stride
         page_row = page_table_ptr + req.to(tl.int64) * page_table_stride
-        last = tl.minimum(first + TILES * BLOCK_S, length)
-        for t0 in tl.range(first, last, BLOCK_S, num_stages=NUM_STAGES):
+        # Tiles of a request are dealt round-robin to its num_splits programs, so every request's
+        # actual length (not the graph's whole-context page table) is spread over all of them.
+        for t0 in tl.range(first, length, num_splits * BLOCK_S, num_stages=NUM_STAGES):
             tok = t0 + tl.arange(0, BLOCK_S)
             tok_ok = tok < length
             page = tl.load(page_row + tok // PAGE, mask=tok_ok, other=0).to(tl.int64)
@@ -58,7 +59,7 @@ def _decode_logits_kernel(
 
 
 def indexer_topk_decode(q, k_cache, weights, seq_lens, page_table, topk: int = 2048, block_s: int = 128,
-                        num_warps: int = 4, num_stages: int = 3) -> torch.Tensor:
+                        num_warps: int = 4, num_stages: int = 3, programs_per_sm: int = 4) -> torch.Tensor:
     """Top-k positions per (request, verify position) (same contract as the reference).
 
     q ``[B, s_q, H, D]`` fp8 e4m3; k_cache uint8 ``[num_pages, 64*(D+4)]``; weights
@@ -84,35 +85,39 @@ def indexer_topk_decode(q, k_cache, weights, seq_lens, page_table, topk: int = 2
     seq_lens = seq_lens.int()
     ends = (seq_lens[:, None] - s_q + 1 + torch.arange(s_q, device=device, dtype=torch.int32)).clamp(max=capacity)
     logits = torch.empty(batch * s_q, max(1, capacity), dtype=torch.float32, device=device)
-    write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits,
-                        block_s=block_s, num_warps=num_warps, num_stages=num_stages)
+    write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits, block_s=block_s, num_warps=num_warps,
+                        num_stages=num_stages, programs_per_sm=programs_per_sm)
     starts = torch.zeros(batch * s_q, dtype=torch.int32, device=device)
     topk_rows(logits, starts, ends.reshape(-1), topk, out=out)
     return out.view(batch, s_q, topk)
 
 
-def write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits, block_s=128, num_warps=4, num_stages=3) -> None:
+def write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits, block_s=128, num_warps=4, num_stages=3,
+                        programs_per_sm: int = 4) -> None:
     """Scores into ``logits [B * s_q, max_pages * 64]``: row ``b * s_q + i``, column = position,
     for positions < min(seq_lens[b], max_pages * 64). Inputs as ``indexer_topk_decode``."""
     batch, s_q, num_heads, dim = q.shape
     capacity = page_table.shape[1] * INDEX_K_PAGE_SIZE
-    tiles = _tiles_per_program(batch, capacity, block_s, q.device)
+    splits = decode_splits(batch, capacity, block_s, q.device, programs_per_sm)
     target = launch_target(q.device)
     page_table = page_table.int()
-    _decode_logits_kernel[(batch, max(1, triton.cdiv(capacity, tiles * block_s)))](
+    _decode_logits_kernel[(batch, splits)](
         q.contiguous().view(torch.uint8), k_cache, k_cache.view(torch.float32), weights.float().contiguous(),
         seq_lens.int(), page_table, page_table.stride(0), logits, logits.stride(0),
-        k_cache.shape[0], page_table.shape[1], num_heads, s_q,
+        k_cache.shape[0], page_table.shape[1], num_heads, s_q, splits,
         D=dim, BLOCK_H=head_block(num_heads), BLOCK_Q=triton.next_power_of_2(s_q), BLOCK_S=block_s,
-        TILES=tiles, FP8_HW=target.fp8_hardware, DOT_FP32=target.dot_fp32, NUM_STAGES=num_stages, num_warps=num_warps,
+        FP8_HW=target.fp8_hardware, DOT_FP32=target.dot_fp32, NUM_STAGES=num_stages, num_warps=num_warps,
     )
 
 
-def _tiles_per_program(batch: int, capacity: int, block_s: int, device: torch.device) -> int:
-    """Key tiles per program: enough programs for ~4 waves over the SMs, long loops otherwise."""
+def decode_splits(batch: int, capacity: int, block_s: int, device: torch.device, programs_per_sm: int = 4) -> int:
+    """Programs per request: about ``programs_per_sm`` per SM over the batch, at most one per key tile.
+
+    The grid is fixed when a CUDA graph is captured, while the lengths vary per replay, so the split
+    depends on the batch only; a program whose first tile lies beyond its request's length exits.
+    """
     sms = launch_target(device).sm_count
-    total_tiles = batch * triton.cdiv(capacity, block_s)
-    return max(1, min(32, total_tiles // (4 * sms)))
+    return max(1, min(triton.cdiv(capacity, block_s), triton.cdiv(programs_per_sm * sms, batch)))
 
 
 @triton.jit(do_not_specialize=["table_stride", "table_cols"])

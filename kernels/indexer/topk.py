@@ -6,7 +6,7 @@ largest of ``scores[r, starts[r]:ends[r]]`` and returns their column numbers
 returns all of it, in order, without reading a score. Only columns inside the
 range are read, so the rest of a row may be uninitialised memory.
 
-One program per row. Scores are compared as uint32 keys whose unsigned order is
+Scores are compared as uint32 keys whose unsigned order is
 the float order (NaN ranks as -inf):
 
 1. Bounds from a sample: from ``SAMPLE`` evenly spaced keys, the 16-bit key
@@ -24,7 +24,14 @@ the float order (NaN ranks as -inf):
 A radix select finds the key of the k-th largest element one byte at a time
 (most significant first) from a 256-bin histogram of the keys that still match
 the digits chosen so far; it stops early when the threshold bin is taken whole.
-Elements equal to the threshold are taken in column order (ties are arbitrary).
+Elements equal to the threshold are taken in column order: ties go to the lower
+column, whatever the launch configuration.
+
+Launches: one program per row when the rows fill the GPU; for a few long rows
+(decode at small batch) step 2 is split, S programs per row each filtering one
+slice into its own segments, and a second launch concatenates the segments in
+slice order (so the candidates stay in column order) and runs step 3. Both give
+the same output.
 """
 
 import torch
@@ -32,6 +39,7 @@ import triton
 import triton.language as tl
 
 from .._triton_utils import check_launchable
+from ..target import launch_target
 
 CANDIDATES = 8192  # candidate buffer per row (int64 each)
 
@@ -155,48 +163,148 @@ def _sample_bounds(row_scores, start, count, TOPK: tl.constexpr, SAMPLE: tl.cons
 
 
 @triton.jit
+def _filter(row_scores, begin, end, lo, hi, above_out, above_cap, cand_out, cand_cap, BLOCK: tl.constexpr):
+    """Columns of ``[begin, end)`` whose keys are above ``hi`` -> ``above_out``, keys in ``[lo, hi]`` ->
+    ``cand_out`` as ``key << 32 | column`` (int64), both in column order, each cut at its capacity.
+    Returns the true counts (n_above, n_cand), which may exceed the capacities."""
+    offs = tl.arange(0, BLOCK)
+    n_above = tl.zeros((), tl.int32)
+    n_cand = tl.zeros((), tl.int32)
+    for c in range(begin, end, BLOCK):
+        cols = c + offs
+        inside = cols < end
+        key = radix_key(tl.load(row_scores + cols, mask=inside, other=0.0))
+        above = (inside & (key > hi)).to(tl.int32)
+        cand = (inside & (key >= lo) & (key <= hi)).to(tl.int32)
+        flags = above + (cand << 16)  # both prefix sums in one scan (blocks < 2^16)
+        run = tl.cumsum(flags, 0)
+        above_slot = n_above + (run & 0xFFFF) - 1
+        cand_slot = n_cand + (run >> 16) - 1
+        tl.store(above_out + above_slot, cols, mask=(above != 0) & (above_slot < above_cap))
+        packed = (key.to(tl.int64) << 32) | cols.to(tl.int64)
+        tl.store(cand_out + cand_slot, packed, mask=(cand != 0) & (cand_slot < cand_cap))
+        total = tl.sum(flags, 0)
+        n_above += total & 0xFFFF
+        n_cand += total >> 16
+    return n_above, n_cand
+
+
+@triton.jit
+def _finish(row_scores, start, end, n_above, n_cand, lo, hi, row_cand, row_out,
+            TOPK: tl.constexpr, CAND: tl.constexpr, BLOCK: tl.constexpr):
+    """The rest of the row's top-k once ``n_above`` columns are in ``row_out`` and ``n_cand``
+    candidates (column order) in ``row_cand``: a radix select over the candidates if the
+    bounds held, else over the whole row."""
+    if (n_above <= TOPK) & (n_above + n_cand >= TOPK) & (n_cand <= CAND):
+        _select(row_cand, 0, n_cand, TOPK - n_above, lo, hi, row_out, n_above, True, BLOCK)
+    else:  # the sample misled us (adversarial or tie-heavy row): exact select over the whole row
+        _select(row_scores, start, end, TOPK, tl.zeros((), tl.uint32), tl.full((), 0xFFFFFFFF, tl.uint32),
+                row_out, 0, False, BLOCK)
+
+
+@triton.jit
+def _write_range(row_out, start, count, TOPK: tl.constexpr, BLOCK: tl.constexpr):
+    """A range of at most TOPK columns: all of it, in order, then -1."""
+    offs = tl.arange(0, BLOCK)
+    for c in range(0, TOPK, BLOCK):
+        i = c + offs
+        tl.store(row_out + i, tl.where(i < count, start + i, -1), mask=i < TOPK)
+
+
+@triton.jit
+def _row_range(starts_ptr, ends_ptr, row, num_cols):
+    start = tl.maximum(tl.load(starts_ptr + row), 0)
+    end = tl.minimum(tl.load(ends_ptr + row), num_cols)
+    return start, end
+
+
+@triton.jit(do_not_specialize=["num_cols"])
 def _topk_row_kernel(
     scores_ptr, scores_stride, starts_ptr, ends_ptr, out_ptr, out_stride, cand_ptr, num_cols,
     TOPK: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, CAND: tl.constexpr,
 ):
+    """One program per row: bounds, one filtering pass, select."""
     row = tl.program_id(0).to(tl.int64)
-    start = tl.maximum(tl.load(starts_ptr + row), 0)
-    end = tl.minimum(tl.load(ends_ptr + row), num_cols)
+    start, end = _row_range(starts_ptr, ends_ptr, row, num_cols)
     count = end - start
     row_scores = scores_ptr + row * scores_stride
     row_out = out_ptr + row * out_stride
-    offs = tl.arange(0, BLOCK)
     if count <= TOPK:
-        for c in range(0, TOPK, BLOCK):
-            i = c + offs
-            tl.store(row_out + i, tl.where(i < count, start + i, -1), mask=i < TOPK)
+        _write_range(row_out, start, count, TOPK, BLOCK)
     else:
         lo, hi = _sample_bounds(row_scores, start, count, TOPK, SAMPLE)
-        # one pass: keys above hi -> output, keys in [lo, hi] -> candidates (key << 32 | column)
         row_cand = cand_ptr + row * CAND
+        n_above, n_cand = _filter(row_scores, start, end, lo, hi, row_out, TOPK, row_cand, CAND, BLOCK)
+        _finish(row_scores, start, end, n_above, n_cand, lo, hi, row_cand, row_out, TOPK, CAND, BLOCK)
+
+
+@triton.jit(do_not_specialize=["num_cols", "seg_cap"])
+def _topk_split_filter_kernel(
+    scores_ptr, scores_stride, starts_ptr, ends_ptr, above_ptr, seg_ptr, counts_ptr, num_cols, seg_cap,
+    TOPK: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, SPLITS: tl.constexpr,
+):
+    """Program (row, j) filters the j-th of SPLITS equal slices of the row into its own segments
+    (above ``[TOPK]`` int32, candidates ``[seg_cap]`` int64) and writes its counts; program j = 0
+    also writes the bounds. Every program computes the same bounds from the same sample."""
+    row = tl.program_id(0).to(tl.int64)
+    j = tl.program_id(1)
+    start, end = _row_range(starts_ptr, ends_ptr, row, num_cols)
+    count = end - start
+    if count > TOPK:
+        row_scores = scores_ptr + row * scores_stride
+        lo, hi = _sample_bounds(row_scores, start, count, TOPK, SAMPLE)
+        width = tl.cdiv(count, SPLITS)
+        begin = start + j * width
+        stop = tl.minimum(begin + width, end)
+        seg = row * SPLITS + j
+        n_above, n_cand = _filter(row_scores, begin, stop, lo, hi, above_ptr + seg * TOPK, TOPK,
+                                  seg_ptr + seg * seg_cap, seg_cap, BLOCK)
+        counts = counts_ptr + row * (2 * SPLITS + 2)
+        tl.store(counts + 2 * j, n_above)
+        tl.store(counts + 2 * j + 1, n_cand)
+        if j == 0:
+            tl.store(counts + 2 * SPLITS, lo.to(tl.int32, bitcast=True))
+            tl.store(counts + 2 * SPLITS + 1, hi.to(tl.int32, bitcast=True))
+
+
+@triton.jit(do_not_specialize=["num_cols", "seg_cap"])
+def _topk_split_merge_kernel(
+    scores_ptr, scores_stride, starts_ptr, ends_ptr, out_ptr, out_stride, above_ptr, seg_ptr, counts_ptr,
+    cand_ptr, num_cols, seg_cap,
+    TOPK: tl.constexpr, BLOCK: tl.constexpr, SPLITS: tl.constexpr, CAND: tl.constexpr,
+):
+    """One program per row: concatenate the segments in slice order (so columns stay in order and
+    ties go to the lower column, as in the one-program kernel), then select."""
+    row = tl.program_id(0).to(tl.int64)
+    start, end = _row_range(starts_ptr, ends_ptr, row, num_cols)
+    count = end - start
+    row_out = out_ptr + row * out_stride
+    if count <= TOPK:
+        _write_range(row_out, start, count, TOPK, BLOCK)
+    else:
+        counts = counts_ptr + row * (2 * SPLITS + 2)
+        lo = tl.load(counts + 2 * SPLITS).to(tl.uint32, bitcast=True)
+        hi = tl.load(counts + 2 * SPLITS + 1).to(tl.uint32, bitcast=True)
         n_above = tl.zeros((), tl.int32)
         n_cand = tl.zeros((), tl.int32)
-        for c in range(start, end, BLOCK):
-            cols = c + offs
-            inside = cols < end
-            key = radix_key(tl.load(row_scores + cols, mask=inside, other=0.0))
-            above = (inside & (key > hi)).to(tl.int32)
-            cand = (inside & (key >= lo) & (key <= hi)).to(tl.int32)
-            flags = above + (cand << 16)
-            run = tl.cumsum(flags, 0)
-            above_slot = n_above + (run & 0xFFFF) - 1
-            cand_slot = n_cand + (run >> 16) - 1
-            tl.store(row_out + above_slot, cols, mask=(above != 0) & (above_slot < TOPK))
-            packed = (key.to(tl.int64) << 32) | cols.to(tl.int64)
-            tl.store(row_cand + cand_slot, packed, mask=(cand != 0) & (cand_slot < CAND))
-            total = tl.sum(flags, 0)
-            n_above += total & 0xFFFF
-            n_cand += total >> 16
-        if (n_above <= TOPK) & (n_above + n_cand >= TOPK) & (n_cand <= CAND):
-            _select(row_cand, 0, n_cand, TOPK - n_above, lo, hi, row_out, n_above, True, BLOCK)
-        else:  # the sample misled us (adversarial or tie-heavy row): exact select over the whole row
-            _select(row_scores, start, end, TOPK, tl.zeros((), tl.uint32), tl.full((), 0xFFFFFFFF, tl.uint32),
-                    row_out, 0, False, BLOCK)
+        row_cand = cand_ptr + row * CAND
+        offs = tl.arange(0, BLOCK)
+        for j in range(SPLITS):
+            seg = row * SPLITS + j
+            a = tl.load(counts + 2 * j)
+            c = tl.load(counts + 2 * j + 1)
+            for i0 in range(0, tl.minimum(a, TOPK - n_above), BLOCK):  # past TOPK the whole row is selected
+                i = i0 + offs
+                ok = (i < a) & (n_above + i < TOPK)
+                tl.store(row_out + n_above + i, tl.load(above_ptr + seg * TOPK + i, mask=ok), mask=ok)
+            for i0 in range(0, tl.minimum(c, CAND - n_cand), BLOCK):
+                i = i0 + offs
+                ok = (i < c) & (n_cand + i < CAND)
+                tl.store(row_cand + n_cand + i, tl.load(seg_ptr + seg * seg_cap + i, mask=ok), mask=ok)
+            n_above += a
+            n_cand += c
+        _finish(scores_ptr + row * scores_stride, start, end, n_above, n_cand, lo, hi, row_cand, row_out,
+                TOPK, CAND, BLOCK)
 
 
 def topk_sample_size(num_cols: int) -> int:
@@ -208,21 +316,34 @@ def topk_sample_size(num_cols: int) -> int:
 
 
 def topk_launch_config(num_rows: int, max_cols: int) -> tuple[int, int]:
-    """(BLOCK, num_warps): wide blocks when few rows must use the whole GPU alone."""
+    """(BLOCK, num_warps) of the one-program-per-row kernel: wide blocks when few rows must use the GPU alone."""
     if num_rows >= 128:
         return 2048, 8
     return min(8192, max(1024, triton.next_power_of_2(max_cols))), 16
 
 
+def topk_splits(num_rows: int, num_cols: int, sm_count: int) -> int:
+    """Slices per row: 1 (one program per row) unless the rows leave most SMs idle; then enough
+    slices of at least 1024 columns to give each SM about one, at most 32."""
+    if 2 * num_rows > sm_count:
+        return 1
+    return max(1, min(32, sm_count // num_rows, num_cols // 1024))
+
+
 def topk_rows(scores: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, topk: int = 2048,
-              out: torch.Tensor | None = None, block: int | None = None, num_warps: int | None = None) -> torch.Tensor:
+              out: torch.Tensor | None = None, block: int | None = None, num_warps: int | None = None,
+              splits: int | None = None) -> torch.Tensor:
     """Columns of the ``topk`` best scores of each row within ``[starts[r], ends[r])``.
 
     scores: fp32 ``[R, C]`` (last dim contiguous); starts / ends: int32 ``[R]``
     (clamped to ``[0, C]``). Returns int32 ``[R, topk]`` (or fills ``out``), valid
-    columns first, -1 after; order among the valid ones is unspecified.
-    ``block`` / ``num_warps`` override the launch configuration (tests, benchmarks).
-    Scratch: ``R x min(8192, C)`` int64 candidates.
+    columns first, then -1; valid columns in the order of the selection (the same
+    for every launch configuration), ties at the threshold going to the lower column.
+    ``block`` / ``num_warps`` / ``splits`` override the launch configuration (tests,
+    benchmarks). With ``splits`` S > 1 (few rows), S programs per row filter one
+    slice each and a second launch merges and selects.
+    Scratch: ``R x min(8192, C)`` int64 candidates; with S > 1 also ``R x C`` int64
+    and ``R x S x topk`` int32 segments.
     """
     check_launchable(scores, starts, ends)
     if scores.dtype != torch.float32 or scores.dim() != 2 or scores.stride(1) != 1:
@@ -234,12 +355,29 @@ def topk_rows(scores: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, to
         out = torch.empty(num_rows, topk, dtype=torch.int32, device=scores.device)
     if num_rows == 0:
         return out
-    default_block, default_warps = topk_launch_config(num_rows, num_cols)
-    block, warps = block or default_block, num_warps or default_warps
+    device = scores.device
+    splits = splits or topk_splits(num_rows, num_cols, launch_target(device).sm_count)
     cand = min(CANDIDATES, triton.next_power_of_2(num_cols))  # a row's candidates <= its length
-    candidates = torch.empty(num_rows, cand, dtype=torch.int64, device=scores.device)
-    _topk_row_kernel[(num_rows,)](
-        scores, scores.stride(0), starts.int(), ends.int(), out, out.stride(0), candidates, num_cols,
-        TOPK=topk, BLOCK=block, SAMPLE=topk_sample_size(num_cols), CAND=cand, num_warps=warps,
+    candidates = torch.empty(num_rows, cand, dtype=torch.int64, device=device)
+    starts, ends, sample = starts.int(), ends.int(), topk_sample_size(num_cols)
+    if splits == 1:
+        default_block, default_warps = topk_launch_config(num_rows, num_cols)
+        _topk_row_kernel[(num_rows,)](
+            scores, scores.stride(0), starts, ends, out, out.stride(0), candidates, num_cols,
+            TOPK=topk, BLOCK=block or default_block, SAMPLE=sample, CAND=cand, num_warps=num_warps or default_warps,
+        )
+        return out
+    seg_cap = triton.cdiv(num_cols, splits)
+    above = torch.empty(num_rows, splits, topk, dtype=torch.int32, device=device)
+    segments = torch.empty(num_rows, splits, seg_cap, dtype=torch.int64, device=device)
+    counts = torch.empty(num_rows, 2 * splits + 2, dtype=torch.int32, device=device)
+    slice_block = min(4096, max(256, triton.next_power_of_2(seg_cap)))
+    _topk_split_filter_kernel[(num_rows, splits)](
+        scores, scores.stride(0), starts, ends, above, segments, counts, num_cols, seg_cap,
+        TOPK=topk, BLOCK=block or slice_block, SAMPLE=sample, SPLITS=splits, num_warps=num_warps or 8,
+    )
+    _topk_split_merge_kernel[(num_rows,)](
+        scores, scores.stride(0), starts, ends, out, out.stride(0), above, segments, counts, candidates,
+        num_cols, seg_cap, TOPK=topk, BLOCK=block or 4096, SPLITS=splits, CAND=cand, num_warps=num_warps or 16,
     )
     return out

@@ -87,3 +87,35 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError):
         topk_rows(torch.zeros(2, 8, device=DEVICE), torch.zeros(2, dtype=torch.int32, device=DEVICE),
                   torch.ones(2, dtype=torch.int32, device=DEVICE), topk=0)
+
+
+@pytest.mark.parametrize("kind, cols, k", [
+    pytest.param("random", 5000, 100, id="random"),
+    pytest.param("ties", 3000, 64, id="ties"),
+    pytest.param("sample-adversarial", 3000, 40, id="sample-adversarial-whole-row-fallback"),
+    pytest.param("nan-inf-zeros", 2100, 700, id="nan-inf-zeros"),
+    pytest.param("random", 2100, 2048, id="topk-near-count"),
+])
+@pytest.mark.parametrize("splits", [2, 5])
+def test_split_rows_give_the_one_program_output(kind, cols, k, splits):
+    """Few long rows are filtered in slices by several programs and merged: the same output, entry for entry."""
+    gen = torch.Generator().manual_seed(cols + splits)
+    scores = torch.stack([_scores(kind, cols, gen) for _ in range(3)]).to(DEVICE)
+    starts = torch.tensor([0, 7, 0], dtype=torch.int32, device=DEVICE)
+    ends = torch.tensor([cols, cols - 5, k - 3], dtype=torch.int32, device=DEVICE)  # the last row: <= k columns
+    whole = topk_rows(scores, starts, ends, k, splits=1)
+    assert torch.equal(topk_rows(scores, starts, ends, k, splits=splits), whole)
+    for r in range(3):
+        assert_topk_row(whole[r].cpu(), torch.nan_to_num(scores[r].cpu(), nan=-torch.inf), starts[r], ends[r], k, 0, 0)
+
+
+@pytest.mark.parametrize("splits", [1, 3])
+def test_ties_at_the_threshold_go_to_the_lower_column(splits):
+    """Deterministic tie-break (chunked, CP and multi-rank runs must agree): equal scores at the
+    threshold are taken lowest column first."""
+    cols, k = 2500, 50
+    scores = torch.zeros(1, cols)
+    scores[0, 1000:1030] = 2.0  # 30 clear winners, then 2470 tied zeros for the last 20 places
+    out = topk_rows(scores.to(DEVICE), torch.zeros(1, dtype=torch.int32, device=DEVICE),
+                    torch.full((1,), cols, dtype=torch.int32, device=DEVICE), k, splits=splits).cpu()[0]
+    assert sorted(out.tolist()) == sorted(list(range(1000, 1030)) + list(range(20)))
