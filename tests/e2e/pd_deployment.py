@@ -3,7 +3,8 @@
 * prefill server: ``--disaggregation-mode prefill --disaggregation-bootstrap-port P``;
 * decode server: ``--disaggregation-mode decode``;
 * router: ``python -m sglang_router.launch_router --pd-disaggregation --prefill URL P --decode URL``
-  (PyPI ``sglang-router``, the host's router).
+  (PyPI ``sglang-router``, the host's router); or, with ``router(..., mini_lb=True)``, the package's Python
+  load balancer (``--mini-lb``, through ``mini_lb.py``, which needs no Rust extension).
 
 The KV caches move through the host's default transfer backend, Mooncake, over its TCP transport
 (``MOONCAKE_PROTOCOL=tcp``; PyPI ``mooncake-transfer-engine-non-cuda``, scripts/install_cpu.sh).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import importlib.util
 import json
 import random
 import subprocess
@@ -31,6 +33,7 @@ from dsv32_plugin.testing import server as _launcher
 from dsv32_plugin.testing.server import launch
 
 MOONCAKE_TCP = {"MOONCAKE_PROTOCOL": "tcp", "SGLANG_HOST_IP": "127.0.0.1"}
+MINI_LB = Path(__file__).resolve().parent / "mini_lb.py"
 LOOPBACK = "127.0.0.1"
 ROUTER_READY_TIMEOUT_S = 60
 SETTLE_TIMEOUT_S = 60  # a failed transfer frees its pages when the host notices (heartbeat: 5 s x 2 misses)
@@ -129,14 +132,28 @@ def decode_server(ckpt: Path, workdir: Path, *extra: str, device_flags: tuple | 
     return _launch(ckpt, workdir, "--disaggregation-mode", "decode", *extra, device_flags=device_flags, env=env)
 
 
+def rust_router_installed() -> bool:
+    """Whether sglang_router's Rust extension (the router proper) is importable."""
+    try:
+        return importlib.util.find_spec("sglang_router.sglang_router_rs") is not None
+    except ModuleNotFoundError:  # no sglang_router at all
+        return False
+
+
 @contextlib.contextmanager
-def router(deployment: Deployment, workdir: Path):
-    """Yield the host's router (a ``Server``) in PD mode once it reports both workers healthy."""
+def router(deployment: Deployment, workdir: Path, *, mini_lb: bool = False):
+    """Yield the host's router (a ``Server``) in PD mode once it reports both workers healthy.
+
+    ``mini_lb``: sglang_router's Python ``MiniLoadBalancer`` instead (random pairs, the request's bootstrap
+    fields added as the router adds them; ``mini_lb.py``), ready once it answers ``/health`` (it has no
+    ``/readiness``; the servers it fronts are ready before it starts).
+    """
     port = _launcher.free_port()
     log = workdir / f"router-{port}.log"
-    cmd = [sys.executable, "-m", "sglang_router.launch_router", "--pd-disaggregation",
-           "--prefill", deployment.prefill.url, str(deployment.bootstrap_port), "--decode", deployment.decode.url,
-           "--host", LOOPBACK, "--port", str(port)]
+    args = ["--pd-disaggregation", "--prefill", deployment.prefill.url, str(deployment.bootstrap_port),
+            "--decode", deployment.decode.url, "--host", LOOPBACK, "--port", str(port)]
+    cmd = ([sys.executable, str(MINI_LB), "--mini-lb", *args] if mini_lb
+           else [sys.executable, "-m", "sglang_router.launch_router", *args])
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(f"http://{LOOPBACK}:{port}", process, log)
@@ -145,6 +162,9 @@ def router(deployment: Deployment, workdir: Path):
         if process.poll() is not None:
             pytest.fail(f"router exited with {process.returncode}:\n{server.log_text()[-4000:]}")
         with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
+            if mini_lb:
+                with urllib.request.urlopen(server.url + "/health", timeout=10) as resp:
+                    return resp.status == 200
             return get_json(server, "/readiness").get("healthy_workers") == 2
         return False
 

@@ -2,17 +2,19 @@
 
     python pd_one_gpu.py OUT.json [--kv-cache-dtype fp8_e4m3|bf16] [--workdir DIR] [--cpu-smoke]
 
-Checkpoint: ``gpu_serving.make_serving_checkpoint``'s ``tiny`` (FP8 block weights, 64 indexer heads). Servers, one after the
-other on GPU 0, each with a fifth of its memory: an ordinary server, then a prefill server and a decode
-server (``tests/e2e/pd_deployment.py``: Mooncake over loopback TCP, whose CUDA build copies GPU memory
-through the host) and the router; all with EAGLE (2 steps, top-k 1) and the asked KV-cache dtype, the
-prefill server with 64-token chunks, the decode server with its radix cache. Each gets the calls of
-``tests/e2e/one_rank_reference.py`` (A, B, D in one call, then C, sharing 128 tokens with A), with the
-top-2 logprobs of every output token.
+Checkpoint: ``gpu_serving.make_serving_checkpoint``'s ``tiny`` (FP8 block weights, 64 indexer heads).
+Servers, one after the other on GPU 0, each with a fifth of its memory: an ordinary server, then a prefill
+server and a decode server (``tests/e2e/pd_deployment.py``: Mooncake over loopback TCP, whose CUDA build
+copies GPU memory through the host) and the router (sglang_router's Python mini load balancer where its
+Rust extension is not installed, as on the device: ``tests/gpu/pd_wheels.sh``); all with EAGLE (2 steps,
+top-k 1) and the asked KV-cache dtype, the prefill server with 64-token chunks, the decode server with its
+radix cache. Each gets the calls of ``tests/e2e/one_rank_reference.py`` (A, B, D in one call, then C,
+sharing 128 tokens with A), with the top-2 logprobs of every output token.
 
-OUT.json: per prompt both runs' tokens, output logprobs and EAGLE counts, and the comparison: ``ok`` when
-every prompt's tokens are equal or first differ at a near tie (``gpu_serving.NEAR_TIE``), with the
-largest output-logprob difference over the tokens both runs share. Exit status 1 when not ok.
+OUT.json: which router ran (``router``: ``rust`` or ``mini_lb``), per prompt both runs' tokens, output
+logprobs and EAGLE counts, and the comparison: ``ok`` when every prompt's tokens are equal or first differ
+at a near tie (``gpu_serving.NEAR_TIE``), with the largest output-logprob difference over the tokens both
+runs share. Exit status 1 when not ok.
 ``--cpu-smoke`` runs the same on sglang's CPU engine (plumbing only).
 """
 
@@ -31,7 +33,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "e2e")]
 
 import serving_driver  # noqa: E402
 from one_rank_reference import BATCH, EAGLE, REUSE  # noqa: E402
-from pd_deployment import Deployment, decode_server, prefill_server, router  # noqa: E402
+from pd_deployment import Deployment, decode_server, prefill_server, router, rust_router_installed  # noqa: E402
 from dsv32_plugin.testing import gpu_serving  # noqa: E402
 from dsv32_plugin.testing import server as _launcher  # noqa: E402
 from dsv32_plugin.testing.server import CPU_FLAGS, launch  # noqa: E402
@@ -80,6 +82,7 @@ def main(argv=None) -> int:
     device = CPU_FLAGS if args.cpu_smoke else GPU_FLAGS
     flags = ("--kv-cache-dtype", args.kv_cache_dtype, *EAGLE)
     _launcher.READY_TIMEOUT_S = serving_driver.SERVER_READY_S  # the first server compiles the kernels
+    mini_lb = not rust_router_installed()
 
     with launch(checkpoint, workdir, *flags, flags=device, env=env) as server:
         reference = outputs(server)
@@ -89,11 +92,13 @@ def main(argv=None) -> int:
         decode = stack.enter_context(decode_server(checkpoint, workdir, *flags,
                                                    "--disaggregation-decode-enable-radix-cache",
                                                    device_flags=device, env=env))
-        pd = outputs(stack.enter_context(router(Deployment(prefill, port, decode), workdir)))
-    summary = {"kv_cache_dtype": args.kv_cache_dtype, "reference": reference, "pd": pd,
+        pd = outputs(stack.enter_context(router(Deployment(prefill, port, decode), workdir, mini_lb=mini_lb)))
+    summary = {"kv_cache_dtype": args.kv_cache_dtype, "router": "mini_lb" if mini_lb else "rust",
+               "reference": reference, "pd": pd,
                "comparison": compare(reference, pd)}
     args.out.write_text(json.dumps(summary, indent=1))
-    print(f"[pd_one_gpu] {args.kv_cache_dtype}: {json.dumps(summary['comparison'])}", flush=True)
+    print(f"[pd_one_gpu] {args.kv_cache_dtype}, router {summary['router']}: {json.dumps(summary['comparison'])}",
+          flush=True)
     return 0 if summary["comparison"]["ok"] else 1
 
 

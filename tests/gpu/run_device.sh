@@ -1,7 +1,8 @@
 #!/bin/bash
 # The GPU tests on the device machine (H200 image: torch 2.11, triton 3.6, no sglang, no usable sgl_kernel).
 #
-#     bash tests/gpu/run_device.sh {all|kernels|bench|ops|tiny|real|pd} [pytest args...]   (carry [".big", ".whl"])
+#     bash tests/gpu/run_device.sh {all|kernels|bench|ops|tiny|real|pd} [pytest args...]   (carry [".big", ".whl"];
+#                                                                                          pd: [".big", ".pd"])
 #
 #   all      every -m gpu test of tests/ (the serving matrix too: more than one 10-minute call)
 #   kernels  every kernel and backend GPU test (tests/kernels, tests/attention: the DSA backend driven as a
@@ -10,8 +11,9 @@
 #   ops      the sgl_kernel stand-in's ops on CUDA (float64 twins, CUDA-graph replay) and the Rust TreeCore probe
 #   tiny     the serving matrix on the tiny FP8 checkpoint (tests/gpu/test_gpu_serving.py -k tiny)
 #   real     the same on the real-width dummy-weight checkpoint (-k real)
-#   pd       prefill-decode disaggregation on one GPU against one server (tests/gpu/test_gpu_pd.py; .whl/ from
-#            tests/gpu/pd_wheels.sh)
+#   pd       prefill-decode disaggregation on one GPU against one server (tests/gpu/test_gpu_pd.py; .pd/ from
+#            tests/gpu/pd_wheels.sh: .big/ and .whl/ together leave too little of the 64 MiB carry, and FlashMLA is
+#            not needed there)
 #
 # With a full sglang install on a GPU machine none of this is needed: `cd tests && pytest -m gpu` (docs/gpu_testing.md).
 #
@@ -39,6 +41,12 @@ mkdir -p "$OUT"
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peer-site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/peer-site${PYTHONPATH:+:$PYTHONPATH}
+fi
+# PD: Mooncake's transfer engine alone and sglang_router's Python files (test_gpu_pd.py adds the system
+# libraries from .pd/debs/ that the engine lacks here).
+if [ -f .pd/pd-site.tar.xz ]; then
+  rm -rf /tmp/pd-site && mkdir -p /tmp/pd-site && tar xJf .pd/pd-site.tar.xz -C /tmp/pd-site || exit 1
+  export PYTHONPATH=/tmp/pd-site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export SGL_KERNEL_STANDIN=$PWD/tests/gpu_standin/site DSV32_GPU_OUT=$OUT PYTHONUNBUFFERED=1
 export DSV32_GPU_DEADLINE_S=${DSV32_GPU_DEADLINE_S:-300}
