@@ -93,7 +93,8 @@ class DSABackend(AttentionBackend):
         if forward_batch.forward_mode.is_idle() or forward_batch.batch_size == 0:
             self.forward_metadata = None
         elif (rows := uniform_rows(forward_batch)) is not None:
-            self.forward_metadata = build_paged_metadata(forward_batch, self.req_to_token, rows)
+            self.forward_metadata = build_paged_metadata(forward_batch, self.req_to_token, rows,
+                                                         self.kernels.fill_paged_metadata)
         else:
             md = build_ragged_metadata(forward_batch, self.req_to_token, self.index_topk)
             shard = cp_shard(forward_batch)
@@ -107,7 +108,8 @@ class DSABackend(AttentionBackend):
                 "model runs in float32 with the exact indexer; start with --disable-decode-cuda-graph"
             )
         pages = None if share_pages_with is None else share_pages_with.page_table
-        self.graph = GraphBuffers(max_bs, max_num_tokens, self.req_to_token.shape[1], self.device, pages)
+        self.graph = GraphBuffers(max_bs, max_num_tokens, self.req_to_token.shape[1], self.device,
+                                  self.kernels.fill_paged_metadata, pages)
 
     def init_forward_metadata_out_graph(self, forward_batch, in_capture: bool = False):
         self.forward_metadata = self.graph.metadata(forward_batch.batch_size)

@@ -35,7 +35,8 @@ Cache writers and readers (``CacheOps``, ``select_cache_ops``) follow the
 device, not the flags: our Triton kernels on CUDA, the float32 references
 elsewhere (same byte layouts), the references for the exact indexer cache;
 ``gather_index_k`` has only the reference. The top-k position -> slot map
-follows the device the same way.
+and the paged metadata refresh (request lengths, page ids) follow the device
+the same way.
 
 Kernels are named, not imported: a ``KernelRef`` imports its function on the
 first call, so the table can be checked before every kernel exists and no
@@ -102,7 +103,8 @@ class DSAKernels:
     ``indexer_prefill(q, k, k_scale, weights, k_start, k_end, topk)``,
     ``indexer_decode(q, k_cache, weights, seq_lens, page_table, topk)``,
     ``quantize_index_q(x, block) -> (x_fp8, scale)``,
-    ``positions_to_slots(positions, table, page_size) -> slots``.
+    ``positions_to_slots(positions, table, page_size) -> slots``,
+    ``fill_paged_metadata(req_kv_len, page_table, positions, req_pool_indices, req_to_token, rows_per_req, step)``.
     """
 
     prefill_name: str
@@ -113,6 +115,7 @@ class DSAKernels:
     indexer_decode: Callable
     quantize_index_q: Callable
     positions_to_slots: Callable
+    fill_paged_metadata: Callable
 
     def resolved(self) -> "DSAKernels":
         """The same table with every ``KernelRef`` imported (off the per-layer hot path)."""
@@ -366,6 +369,7 @@ def select_kernels(
         indexer_decode=KernelRef(_REFERENCE if index_exact else decode_backend.indexer_module, "indexer_topk_decode"),
         quantize_index_q=KernelRef(_TRITON, "quantize_fp8_blockwise"),
         positions_to_slots=KernelRef(_device_module(device), "topk_positions_to_slots"),
+        fill_paged_metadata=KernelRef(_device_module(device), "fill_paged_metadata"),
     )
 
 
