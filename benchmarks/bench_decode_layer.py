@@ -314,7 +314,7 @@ MODULE_PARTS = (
 SELECT_TOPK = "indexer (key store, q quant, decode scores, top-k)"
 SPARSE_MLA = "sparse MLA (KV store, slot map, decode)"
 # Kernels of the backend's table timed alone as details of the part that calls them.
-KERNEL_DETAILS = (("indexer_decode", SELECT_TOPK), ("sparse_decode", SPARSE_MLA))
+KERNEL_DETAILS = (("quantize_index_q", SELECT_TOPK), ("indexer_decode", SELECT_TOPK), ("sparse_decode", SPARSE_MLA))
 
 
 class Recorder:
@@ -346,8 +346,6 @@ class Recorder:
 
 def record_parts(layer, backend, forward_batch, run_step) -> list[Call]:
     """Run ``run_step`` once with every op's entry recorded; add the ops that have no entry of their own."""
-    from dsv32_plugin.models.indexer import hadamard_rotate
-
     rec = Recorder()
     kernels = backend.kernels
     for path, name in MODULE_PARTS:
@@ -365,12 +363,9 @@ def record_parts(layer, backend, forward_batch, run_step) -> list[Call]:
     tokens, heads = forward_batch.batch_size, attn.num_local_heads
     q = out["q_b_proj"][0].view(tokens, heads, -1)
     o_lat = out[SPARSE_MLA].view(tokens, heads, attn.kv_lora_rank)
-    index_q = out["indexer wq_b"][0].view(tokens, attn.indexer.n_heads, -1)
     after = {  # op without an entry point -> the recorded op it follows in the layer's forward
         "MLA RoPE": Call("absorbed bmm q_nope x W_UK", torch.bmm, (q[..., : attn.nope_dim].transpose(0, 1), attn.w_kc),
                          {}),
-        "indexer RoPE": Call("indexer Hadamard (q, k)", lambda a, b: (hadamard_rotate(a), hadamard_rotate(b)),
-                             (index_q, out["indexer wk"][0]), {}),
         SPARSE_MLA: Call("absorbed bmm o x W_UV", torch.bmm, (o_lat.transpose(0, 1), attn.w_vc), {}),
     }
     calls = [Call("DSA metadata (in-graph refresh)", backend.init_forward_metadata_in_graph, (forward_batch,), {})]

@@ -4,9 +4,10 @@ The attention call is the only way in: per layer the model calls its
 ``RadixAttention`` (the host passes extra keyword arguments through) with the
 absorbed query ``q [T, H*Dl]`` (latent part), ``k = v = c_kv [T, 1, Dl]``,
 ``q_rope [T, H, R]``, ``k_rope [T, 1, R]`` and the indexer's inputs
-``index_q [T, Hi, D]``, ``index_k [T, D]`` (after RoPE and Hadamard) and
-``index_weights [T, Hi]``. ``forward_extend`` / ``forward_decode`` then, in one
-place: store the indexer keys and select each row's top-k request-local
+``index_q [T, Hi, D]``, ``index_k [T, D]`` (after RoPE, before the indexer's
+Hadamard rotation) and ``index_weights [T, Hi]``. ``forward_extend`` /
+``forward_decode`` then, in one place: store the indexer keys (the store
+rotates and encodes them) and select each row's top-k request-local
 positions (``select_topk``; on the dense prefill path every causal position),
 store ``[c_kv | k_rope]`` in the MLA cache, map the positions to cache rows or
 slots, run sparse MLA and return ``[T, H * Dl]``. Where the host runs
@@ -21,7 +22,8 @@ prefill gather the requests' KV into a ragged buffer for the prefill kernels
 (``RaggedMetadata``, eager only). A context-parallel extend (``--enable-prefill-cp``)
 runs this rank's rows against the whole context: the new keys of all CP ranks
 are gathered into the caches first (``context_parallel.py``). Kernels come only from
-``dsv32_plugin.attention.dispatch``; H is the local head count
+``dsv32_plugin.attention.dispatch`` (the exact float32 indexer rotates q with the torch
+``hadamard_rotate``, the reference of the FP8 kernels' rotation); H is the local head count
 (``layer.tp_q_head_num``) and the batch the local one under DP attention.
 """
 
@@ -43,6 +45,7 @@ from dsv32_plugin.attention.metadata import (
     uniform_rows,
 )
 from dsv32_plugin.attention.pool import DSAIndexedKVPool
+from dsv32_plugin.kernels.hadamard import hadamard_rotate
 from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
 
 logger = logging.getLogger("dsv32_plugin")
@@ -93,7 +96,8 @@ class DSABackend(AttentionBackend):
         if forward_batch.forward_mode.is_idle() or forward_batch.batch_size == 0:
             self.forward_metadata = None
         elif (rows := uniform_rows(forward_batch)) is not None:
-            self.forward_metadata = build_paged_metadata(forward_batch, self.req_to_token, rows)
+            self.forward_metadata = build_paged_metadata(forward_batch, self.req_to_token, rows,
+                                                         self.kernels.fill_paged_metadata)
         else:
             md = build_ragged_metadata(forward_batch, self.req_to_token, self.index_topk)
             shard = cp_shard(forward_batch)
@@ -107,7 +111,8 @@ class DSABackend(AttentionBackend):
                 "model runs in float32 with the exact indexer; start with --disable-decode-cuda-graph"
             )
         pages = None if share_pages_with is None else share_pages_with.page_table
-        self.graph = GraphBuffers(max_bs, max_num_tokens, self.req_to_token.shape[1], self.device, pages)
+        self.graph = GraphBuffers(max_bs, max_num_tokens, self.req_to_token.shape[1], self.device,
+                                  self.kernels.fill_paged_metadata, pages)
 
     def init_forward_metadata_out_graph(self, forward_batch, in_capture: bool = False):
         self.forward_metadata = self.graph.metadata(forward_batch.batch_size)
@@ -129,10 +134,12 @@ class DSABackend(AttentionBackend):
     def select_topk(self, layer_id: int, forward_batch, q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor):
         """Store keys, then pick each row's top-k request-local positions.
 
-        q ``[T, Hi, D]`` and k ``[T, D]`` float (after RoPE and Hadamard);
-        weights ``[T, Hi]`` fp32 with ``Hi^-0.5 * D^-0.5`` folded in. With the
-        FP8 indexer q and k are quantised here (ue8m0 per D values, the q scale
-        folded into the weights); the exact indexer scores them in float32.
+        q ``[T, Hi, D]`` and k ``[T, D]`` float (after RoPE, before the Hadamard);
+        weights ``[T, Hi]`` fp32 with ``Hi^-0.5 * D^-0.5`` folded in. The rotation
+        happens here, once: with the FP8 indexer inside the kernels that quantise
+        (``store_index_k`` for k, ``quantize_index_q`` for q: ue8m0 per D values,
+        the q scale folded into the weights); the exact indexer rotates in torch
+        and scores in float32.
         """
         md = self.forward_metadata
         if md is None:  # an idle DP-attention rank runs padding rows: nothing to select (attention skips them)
@@ -145,10 +152,9 @@ class DSABackend(AttentionBackend):
         if isinstance(md, RaggedMetadata) and md.dense:
             return causal_positions(md.row_kv_len, self.index_topk)
         if self.cache_format.index_exact:
-            q_in, w = q.float(), weights.float()
+            q_in, w = hadamard_rotate(q.float()), weights.float()
         else:
-            q_in, q_scale = self.kernels.quantize_index_q(q.float(), block=q.shape[-1])
-            w = weights.float() * q_scale[..., 0]
+            q_in, w = self.kernels.quantize_index_q(q, weights)
         if isinstance(md, PagedMetadata):
             batch, rows = md.batch_size, md.rows_per_req
             positions = self.kernels.indexer_decode(

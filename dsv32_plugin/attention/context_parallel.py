@@ -11,8 +11,9 @@ So in every layer each rank
 
 1. encodes the new keys of its own rows in the cache's format (``encode_mla_rows``,
    ``encode_index_k``: FP8-packed MLA rows and FP8 keys + scale, or the cache
-   dtype's values) -- the bytes the cache will hold, so nothing is quantised twice
-   and an FP8 exchange carries ~half the bytes of a bf16 one;
+   dtype's values) -- the bytes the cache will hold, encoded by the cache writers themselves,
+   so nothing is quantised (or Hadamard-rotated) twice and an FP8 exchange carries ~half the
+   bytes of a bf16 one;
 2. all-gathers them over the CP group into the batch's token order (the host
    strategy's ``gather_kv_cache``, one collective per cache);
 3. writes all T rows at ``out_cache_loc``: every rank's caches end up exactly as a

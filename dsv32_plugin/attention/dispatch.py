@@ -28,14 +28,16 @@ The indexer kernels follow the phase's backend: ``torch`` uses the reference
 indexer, every GPU backend our Triton indexer (FlashMLA and FA3 ship none).
 
 The exact float32 indexer cache (the model runs in float32) has only the
-reference indexer. The indexer's q quantiser is the torch
-``quantize_fp8_blockwise`` for every backend (no Triton twin; static shapes).
+reference indexer. The FP8 indexer's q quantiser (Hadamard rotation, e4m3 per
+head, the scales folded into the head weights) follows the device like the
+cache writers below: Triton on CUDA, the reference elsewhere.
 
 Cache writers and readers (``CacheOps``, ``select_cache_ops``) follow the
 device, not the flags: our Triton kernels on CUDA, the float32 references
 elsewhere (same byte layouts), the references for the exact indexer cache;
 ``gather_index_k`` has only the reference. The top-k position -> slot map
-follows the device the same way.
+and the paged metadata refresh (request lengths, page ids) follow the device
+the same way.
 
 Kernels are named, not imported: a ``KernelRef`` imports its function on the
 first call, so the table can be checked before every kernel exists and no
@@ -101,8 +103,9 @@ class DSAKernels:
     ``sparse_decode(q, kv_cache, indices, sm_scale, d_v, topk_length) -> (out, lse)``,
     ``indexer_prefill(q, k, k_scale, weights, k_start, k_end, topk)``,
     ``indexer_decode(q, k_cache, weights, seq_lens, page_table, topk)``,
-    ``quantize_index_q(x, block) -> (x_fp8, scale)``,
-    ``positions_to_slots(positions, table, page_size) -> slots``.
+    ``quantize_index_q(q, weights) -> (q_fp8, weights * q_scale)`` (q before the Hadamard),
+    ``positions_to_slots(positions, table, page_size) -> slots``,
+    ``fill_paged_metadata(req_kv_len, page_table, positions, req_pool_indices, req_to_token, rows_per_req, step)``.
     """
 
     prefill_name: str
@@ -113,6 +116,7 @@ class DSAKernels:
     indexer_decode: Callable
     quantize_index_q: Callable
     positions_to_slots: Callable
+    fill_paged_metadata: Callable
 
     def resolved(self) -> "DSAKernels":
         """The same table with every ``KernelRef`` imported (off the per-layer hot path)."""
@@ -364,8 +368,9 @@ def select_kernels(
         indexer_prefill=KernelRef(_REFERENCE if index_exact else prefill_backend.indexer_module,
                                   "indexer_topk_prefill"),
         indexer_decode=KernelRef(_REFERENCE if index_exact else decode_backend.indexer_module, "indexer_topk_decode"),
-        quantize_index_q=KernelRef(_TRITON, "quantize_fp8_blockwise"),
+        quantize_index_q=KernelRef(_device_module(device), "quantize_index_q"),
         positions_to_slots=KernelRef(_device_module(device), "topk_positions_to_slots"),
+        fill_paged_metadata=KernelRef(_device_module(device), "fill_paged_metadata"),
     )
 
 

@@ -27,9 +27,10 @@ class DSAMultiStepDraftBackend:
             for backend in self.attn_backends:
                 backend.forward_metadata = None
             return
-        last = build_paged_metadata(forward_batch, self.req_to_token, rows, step=len(self.attn_backends) - 1)
+        fill = self.attn_backends[0].kernels.fill_paged_metadata
+        last = build_paged_metadata(forward_batch, self.req_to_token, rows, fill, step=len(self.attn_backends) - 1)
         for step, backend in enumerate(self.attn_backends):
-            kv_len = paged_kv_len(forward_batch.positions, forward_batch.batch_size, rows, step)
+            kv_len = paged_kv_len(forward_batch, self.req_to_token, rows, fill, step)
             backend.forward_metadata = PagedMetadata(rows, last.page_table, kv_len)
 
     def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int):

@@ -14,7 +14,8 @@ sglang 0.5.23's graph contract (``base_attn_backend.py``), as this backend meets
   addresses a graph captured stay valid. No host work is needed.
 * ``init_forward_metadata_in_graph`` (recorded): ``refresh`` fills the views in
   place from the runner's static inputs (``positions``, ``req_pool_indices``)
-  and ``req_to_token``: every read of scheduler-shared memory ends here.
+  and ``req_to_token``: every read of scheduler-shared memory ends here. On CUDA
+  that is one Triton launch (``kernels/cache/paged_metadata.py``).
 
 Padded requests of a replay (``req_pool_indices`` 0, ``positions`` 0) get one
 key (slot ``req_to_token[0, 0]``) and their outputs are discarded by the runner.
@@ -22,16 +23,19 @@ key (slot ``req_to_token[0, 0]``) and their outputs are discarded by the runner.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
-from dsv32_plugin.attention.metadata import PagedMetadata, page_ids, paged_kv_len
+from dsv32_plugin.attention.metadata import PagedMetadata
 from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
 
 
 class GraphBuffers:
-    def __init__(self, max_bs: int, max_num_tokens: int, context_len: int, device: torch.device,
+    def __init__(self, max_bs: int, max_num_tokens: int, context_len: int, device: torch.device, fill: Callable,
                  page_table: torch.Tensor | None = None):
-        """``page_table``: share another backend's page table (the steps of a multi-step draft)."""
+        """``fill``: the backend's ``fill_paged_metadata`` (one launch per refresh on CUDA);
+        ``page_table``: share another backend's page table (the steps of a multi-step draft)."""
         if max_bs <= 0 or max_num_tokens % max_bs:
             raise ValueError(f"CUDA-graph sizes must give every request the same rows: max_num_tokens "
                              f"{max_num_tokens} is not a multiple of max_bs {max_bs}")
@@ -40,6 +44,7 @@ class GraphBuffers:
         if page_table is None:
             page_table = torch.zeros(max_bs, num_pages, dtype=torch.int32, device=device)
         self.page_table = page_table
+        self.fill = fill
         self.req_kv_len = torch.ones(max_bs, dtype=torch.int32, device=device)
         self._views: dict[int, PagedMetadata] = {}
 
@@ -64,7 +69,6 @@ class GraphBuffers:
         batch, rows = md.batch_size, forward_batch.positions.shape[0]
         if rows != batch * md.rows_per_req:
             raise ValueError(f"a CUDA graph of {batch} requests x {md.rows_per_req} rows got {rows} query rows")
-        md.req_kv_len.copy_(paged_kv_len(forward_batch.positions, batch, md.rows_per_req, step))
-        if pages:
-            md.page_table.copy_(page_ids(req_to_token, forward_batch.req_pool_indices[:batch], md.page_table.shape[1]))
+        self.fill(md.req_kv_len, md.page_table if pages else None, forward_batch.positions,
+                  forward_batch.req_pool_indices, req_to_token, md.rows_per_req, step)
         return md

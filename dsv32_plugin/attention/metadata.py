@@ -27,7 +27,7 @@ allocator), so position p of request b lives in slot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -74,25 +74,28 @@ def uniform_rows(forward_batch) -> int | None:
     return rows // batch
 
 
-def page_ids(req_to_token: torch.Tensor, req_pool_indices: torch.Tensor, num_pages: int) -> torch.Tensor:
-    """``[B, num_pages]`` int32 page ids of the requests' first ``num_pages`` 64-token pages."""
-    first_slots = req_to_token[:, ::INDEX_K_PAGE_SIZE][req_pool_indices.long(), :num_pages]
-    return (first_slots // INDEX_K_PAGE_SIZE).to(torch.int32)
+def paged_kv_len(forward_batch, req_to_token: torch.Tensor, rows_per_req: int, fill: Callable,
+                 step: int = 0) -> torch.Tensor:
+    """``[B]`` int32 cached tokens per request: its last query position + 1 (+ ``step`` draft steps).
+
+    ``fill``: the backend's ``fill_paged_metadata`` (``DSAKernels``; contract in
+    ``dsv32_plugin.kernels.cache.paged_metadata_reference``).
+    """
+    kv_len = torch.empty(forward_batch.batch_size, dtype=torch.int32, device=forward_batch.positions.device)
+    fill(kv_len, None, forward_batch.positions, forward_batch.req_pool_indices, req_to_token, rows_per_req, step)
+    return kv_len
 
 
-def paged_kv_len(positions: torch.Tensor, batch: int, rows_per_req: int, step: int = 0) -> torch.Tensor:
-    """``[B]`` int32 cached tokens per request: its last query position + 1 (+ ``step`` draft steps)."""
-    last = positions[: batch * rows_per_req].view(batch, rows_per_req).amax(dim=1)
-    return (last + 1 + step).to(torch.int32)
-
-
-def build_paged_metadata(forward_batch, req_to_token: torch.Tensor, rows_per_req: int, step: int = 0) -> PagedMetadata:
+def build_paged_metadata(forward_batch, req_to_token: torch.Tensor, rows_per_req: int, fill: Callable,
+                         step: int = 0) -> PagedMetadata:
     """Eager paged metadata: the page table covers the longest request (reads its length on the host)."""
-    batch = forward_batch.batch_size
-    req_kv_len = paged_kv_len(forward_batch.positions, batch, rows_per_req, step)
-    longest = int(req_kv_len.max())
-    num_pages = -(-longest // INDEX_K_PAGE_SIZE)
-    return PagedMetadata(rows_per_req, page_ids(req_to_token, forward_batch.req_pool_indices, num_pages), req_kv_len)
+    req_kv_len = paged_kv_len(forward_batch, req_to_token, rows_per_req, fill, step)
+    num_pages = -(-int(req_kv_len.max()) // INDEX_K_PAGE_SIZE)
+    page_table = torch.empty(forward_batch.batch_size, num_pages, dtype=torch.int32, device=req_kv_len.device)
+    # Writes the lengths again (the same values): one contract for eager and graph refreshes.
+    fill(req_kv_len, page_table, forward_batch.positions, forward_batch.req_pool_indices, req_to_token,
+         rows_per_req, step)
+    return PagedMetadata(rows_per_req, page_table, req_kv_len)
 
 
 def rows_per_request(forward_batch) -> torch.Tensor:

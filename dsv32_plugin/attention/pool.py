@@ -30,7 +30,6 @@ from sglang.srt.mem_cache.memory_pool import DSATokenToKVPool, MLATokenToKVPool
 from dsv32_plugin.attention.cache_format import DSACacheFormat
 from dsv32_plugin.attention.dispatch import select_cache_ops
 from dsv32_plugin.kernels.layout import INDEX_K_PAGE_SIZE
-from dsv32_plugin.kernels.fp8 import quantize_fp8_blockwise
 from dsv32_plugin.policy import kv_pool_problems, refuse
 
 
@@ -84,11 +83,7 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         self.kpool_use_compress = False
         self.skip_topk_layers = [False] * layer_num
         num_pages = (size + page_size) // page_size + 1
-        if fmt.index_exact:
-            shape, store = (num_pages * page_size, index_head_dim), torch.float32
-        else:
-            shape, store = (num_pages, page_size * (index_head_dim + 4)), torch.uint8
-        self.index_k_cache = [torch.zeros(shape, dtype=store, device=device) for _ in range(layer_num)]
+        self.index_k_cache = [self._new_index_k_cache(num_pages, torch.device(device)) for _ in range(layer_num)]
         self.index_num_pages = num_pages
         self._finalize_allocation_log(size)
 
@@ -111,6 +106,12 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         return self.cache_ops.dequantize_kv_fp8(rows, fmt.kv_lora_rank, fmt.rope_dim, dtype=dtype)
 
     # -- indexer K cache -------------------------------------------------
+    def _new_index_k_cache(self, num_pages: int, device: torch.device) -> torch.Tensor:
+        """A zeroed indexer cache of ``num_pages`` 64-token pages in this pool's format."""
+        if self.cache_format.index_exact:
+            return torch.zeros(num_pages * INDEX_K_PAGE_SIZE, self.index_head_dim, dtype=torch.float32, device=device)
+        return torch.zeros(num_pages, INDEX_K_PAGE_SIZE * (self.index_head_dim + 4), dtype=torch.uint8, device=device)
+
     def get_index_k_with_scale_buffer(self, layer_id: int) -> torch.Tensor:
         """The layer's raw indexer cache (FP8 pages or exact float32 rows)."""
         return self.index_k_cache[layer_id - self.start_layer]
@@ -120,7 +121,8 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         return self.index_k_cache
 
     def store_index_k(self, layer_id: int, slots: torch.Tensor, k: torch.Tensor, k_scale=None) -> None:
-        """Write keys ``k [N, D]`` (float, post-RoPE and Hadamard; or fp8 with ``k_scale``) at ``slots [N]``."""
+        """Write keys at ``slots [N]``: ``k [N, D]`` float after RoPE, before the Hadamard (the store
+        rotates and encodes them), or cache contents with ``k_scale [N]`` (``gather_index_k``'s output)."""
         self.cache_ops.store_index_k(self.get_index_k_with_scale_buffer(layer_id), slots, k, k_scale)
 
     def gather_index_k(self, layer_id: int, slots: torch.Tensor):
@@ -145,25 +147,30 @@ class DSAIndexedKVPool(DSATokenToKVPool):
         self.mla_pages(layer_id).view(-1, self.cache_format.kv_row_width)[slots.long()] = rows
 
     def encode_index_k(self, k: torch.Tensor) -> torch.Tensor:
-        """Keys ``k [N, D]`` as the indexer cache stores them, one row per key.
+        """Keys ``k [N, D]`` (as ``store_index_k`` takes them) as the indexer cache stores them, one row per key.
 
-        Exact cache: float32 ``[N, D]``. FP8 pages: uint8 ``[N, D + 4]``, the e4m3 key
-        bytes then its fp32 scale (``quantize_fp8_blockwise`` over D, byte-exact with
-        the fused quantisation of ``store_index_k``).
+        Exact cache: float32 ``[N, D]``. FP8 pages: uint8 ``[N, D + 4]``, the e4m3 key bytes then
+        its fp32 scale. The store itself encodes them (rotation and quantisation: the bytes a
+        one-rank server writes), into scratch pages read back by ``gather_index_k``.
         """
+        n = k.shape[0]
+        slots = torch.arange(n, device=k.device)
+        scratch = self._new_index_k_cache(-(-n // INDEX_K_PAGE_SIZE), k.device)
+        self.cache_ops.store_index_k(scratch, slots, k)
+        keys, scale = self.cache_ops.gather_index_k(scratch, slots)
         if self.cache_format.index_exact:
-            return k.float()
-        keys, scale = quantize_fp8_blockwise(k.float(), block=k.shape[-1])
-        return torch.cat([keys.view(torch.uint8), scale.view(torch.uint8)], dim=-1)
+            return keys
+        return torch.cat([keys.view(torch.uint8), scale.view(torch.uint8).view(n, 4)], dim=-1)
 
     def store_encoded_index_k(self, layer_id: int, slots: torch.Tensor, rows: torch.Tensor) -> None:
-        """Write ``encode_index_k`` output at ``slots [N]``."""
+        """Write ``encode_index_k`` output at ``slots [N]`` as it is (no second rotation)."""
         if self.cache_format.index_exact:
-            return self.store_index_k(layer_id, slots, rows)
-        dim = self.index_head_dim
-        keys = rows[:, :dim].contiguous().view(torch.float8_e4m3fn)
-        scale = rows[:, dim:].contiguous().view(torch.float32).reshape(-1)
-        return self.store_index_k(layer_id, slots, keys, scale)
+            keys, scale = rows, torch.ones(rows.shape[0], device=rows.device)
+        else:
+            dim = self.index_head_dim
+            keys = rows[:, :dim].contiguous().view(torch.float8_e4m3fn)
+            scale = rows[:, dim:].contiguous().view(torch.float32).reshape(-1)
+        self.store_index_k(layer_id, slots, keys, scale)
 
     # -- host pool interface ---------------------------------------------
     def get_state_buf_infos(self):

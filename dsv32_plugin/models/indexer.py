@@ -5,11 +5,12 @@ Weights under ``self_attn.indexer.``: ``wq_b [Hi*D, q_lora]``, ``wk [D, hidden]`
 
     q = wq_b(q_latent)             [T, Hi, D]   (q_latent: MLA's q_a_layernorm output)
     k = LayerNorm(wk(x))           [T, D]
-    NeoX RoPE on dims [0, R) of q and k (R = qk_rope_head_dim); Hadamard on all D
+    NeoX RoPE on dims [0, R) of q and k (R = qk_rope_head_dim), written back in place
     w = weights_proj(x) * Hi^-0.5 * D^-0.5   [T, Hi] fp32
 
-The model passes q, k and w with its attention call; scoring, quantisation and
-the caches belong to the attention backend (``DSABackend``).
+The model passes q, k and w with its attention call; the Hadamard rotation on all D
+(``x @ H_D / sqrt(D)``), scoring, quantisation and the caches belong to the attention
+backend (``DSABackend``), whose FP8 kernels rotate while they quantise.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import torch
 from sglang.srt.layers.linear import ReplicatedLinear
 from torch import nn
 
-from dsv32_plugin.kernels.hadamard import hadamard_matrix, hadamard_rotate
 from dsv32_plugin.models.rope import apply_rope, make_rope
 
 
@@ -37,18 +37,18 @@ class LightningIndexer(nn.Module):
                                              prefix=f"{prefix}.weights_proj")
         self.rotary_emb = make_rope(config, neox=True, device=device)
         self.weight_scale = self.n_heads**-0.5 * self.head_dim**-0.5
-        # Built once (rebuilding it per call cost ~100 us of a decode step on the H200).
-        self.register_buffer("hadamard", hadamard_matrix(self.head_dim), persistent=False)
 
     def forward(self, hidden: torch.Tensor, q_latent: torch.Tensor,
                 positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The attention call's ``index_q [T, Hi, D]``, ``index_k [T, D]`` and ``index_weights [T, Hi]`` fp32."""
+        """The attention call's ``index_q [T, Hi, D]``, ``index_k [T, D]`` (after RoPE, before the Hadamard)
+        and ``index_weights [T, Hi]`` fp32."""
         tokens = hidden.shape[0]
         q = self.wq_b(q_latent)[0].view(tokens, self.n_heads, self.head_dim)
         k = self.k_norm(self.wk(hidden)[0].float()).to(hidden.dtype)
         r = self.rope_dim
         q_rot, k_rot = apply_rope(self.rotary_emb, positions, q[..., :r].contiguous(), k[:, None, :r].contiguous())
-        q = hadamard_rotate(torch.cat([q_rot, q[..., r:]], dim=-1), self.hadamard)
-        k = hadamard_rotate(torch.cat([k_rot[:, 0], k[:, r:]], dim=-1), self.hadamard)
+        # q and k are this call's own tensors: the rotated dims go back in place, no concatenation.
+        q[..., :r] = q_rot
+        k[:, :r] = k_rot[:, 0]
         weights = self.weights_proj(hidden)[0].float() * self.weight_scale
         return q, k, weights

@@ -1,1 +1,2 @@
-"""The DSA caches: the MLA KV cache (bf16, or FP8 656-byte rows) and the indexer K cache; float32 references."""
+"""The DSA caches: the MLA KV cache (bf16, or FP8 656-byte rows), the indexer K cache and the paged
+metadata that addresses them (request lengths, 64-token page ids); float32 references."""

@@ -1,8 +1,10 @@
-"""Fused indexer-key store: quantise to FP8 and scatter into the paged cache (Triton).
+"""Fused indexer-key store: Hadamard-rotate, quantise to FP8 and scatter into the paged cache (Triton).
 
 Cache layout (``kernels/layout.py`` has the full description): per layer a
 uint8 ``[num_pages, 64 * (D + 4)]``; a page holds 64 FP8 keys token-major, then
 their 64 fp32 scales. Slot ``loc`` is page ``loc // 64``, offset ``loc % 64``.
+Float keys arrive before the indexer's Hadamard rotation, which the store applies
+(``hadamard_fp8.py``); pre-quantised keys are cache contents and are stored as they are.
 """
 
 import torch
@@ -10,7 +12,7 @@ import triton
 import triton.language as tl
 
 from .._triton_utils import check_launchable
-from ..e4m3 import e4m3_bits
+from ..hadamard_fp8 import rotate_quantize_rows
 from ..layout import INDEX_K_PAGE_SIZE, index_k_head_dim
 from ..target import launch_target
 
@@ -18,7 +20,7 @@ from ..target import launch_target
 @triton.jit(do_not_specialize=["num_tokens"])
 def _store_index_k_kernel(
     k_ptr, k_scale_ptr, slots_ptr, keys_ptr, scales_ptr, num_tokens, capacity,
-    D: tl.constexpr, BLOCK_N: tl.constexpr, QUANTIZE: tl.constexpr, FP8_HW: tl.constexpr,
+    D: tl.constexpr, BLOCK_N: tl.constexpr, QUANTIZE: tl.constexpr, FP8_HW: tl.constexpr, DOT_FP32: tl.constexpr,
 ):
     PAGE: tl.constexpr = 64
     PAGE_BYTES: tl.constexpr = PAGE * (D + 4)
@@ -28,15 +30,7 @@ def _store_index_k_kernel(
     ok = (tok < num_tokens) & (slot >= 0) & (slot < capacity)
     x = tl.load(k_ptr + tok.to(tl.int64)[:, None] * D + dims[None, :], mask=ok[:, None], other=0)
     if QUANTIZE:
-        x = x.to(tl.float32)
-        amax = tl.maximum(tl.max(tl.abs(x), axis=1), 1e-4)
-        # Power-of-two scale 2^ceil(log2(amax / 448)) built from the float's bits
-        # (exact, unlike a float log2), and its exact reciprocal.
-        bits = (amax / 448.0).to(tl.int32, bitcast=True)
-        biased_exp = ((bits >> 23) & 0xFF) + ((bits & 0x7FFFFF) != 0).to(tl.int32)
-        scale = (biased_exp << 23).to(tl.float32, bitcast=True)
-        inv_scale = ((254 - biased_exp) << 23).to(tl.float32, bitcast=True)
-        x = e4m3_bits(tl.minimum(tl.maximum(x * inv_scale[:, None], -448.0), 448.0), FP8_HW)
+        x, scale = rotate_quantize_rows(x, D, DOT_FP32, FP8_HW)
     else:
         scale = tl.load(k_scale_ptr + tok, mask=ok, other=0.0)
     page = slot // PAGE
@@ -49,8 +43,9 @@ def store_index_k(cache: torch.Tensor, slots: torch.Tensor, k: torch.Tensor, k_s
     """Write keys into the paged indexer cache in place (same contract as the reference).
 
     cache uint8 ``[num_pages, 64*(D+4)]``; slots int ``[N]`` (< 0 or beyond the cache:
-    skipped); k ``[N, D]`` either bf16/fp16/fp32 (k_scale None: quantised per token
-    to e4m3 with a power-of-two scale, fused) or float8_e4m3fn with k_scale ``[N]`` fp32.
+    skipped); k ``[N, D]`` either bf16/fp16/fp32 before the Hadamard (k_scale None: rotated,
+    then quantised per token to e4m3 with a power-of-two scale, fused) or float8_e4m3fn
+    cache contents with k_scale ``[N]`` fp32 (stored as they are).
     """
     head_dim = index_k_head_dim(cache)
     if k.dim() != 2 or k.shape[1] != head_dim or slots.shape != (k.shape[0],):
@@ -70,9 +65,11 @@ def store_index_k(cache: torch.Tensor, slots: torch.Tensor, k: torch.Tensor, k_s
         return
     k = k.contiguous()
     scale_arg = k if quantize else k_scale.float().contiguous()
-    block_n = 16
+    block_n = 16  # the smallest tl.dot M
+    target = launch_target(k.device)
     _store_index_k_kernel[(triton.cdiv(num_tokens, block_n),)](
         k if quantize else k.view(torch.uint8), scale_arg, slots.contiguous(), cache, cache.view(torch.float32),
         num_tokens, cache.shape[0] * INDEX_K_PAGE_SIZE,
-        D=head_dim, BLOCK_N=block_n, QUANTIZE=quantize, FP8_HW=launch_target(k.device).fp8_hardware, num_warps=4,
+        D=head_dim, BLOCK_N=block_n, QUANTIZE=quantize, FP8_HW=target.fp8_hardware, DOT_FP32=target.dot_fp32,
+        num_warps=4,
     )

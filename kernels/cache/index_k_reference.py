@@ -9,16 +9,19 @@ import torch
 
 from ..layout import INDEX_K_PAGE_SIZE, index_k_head_dim, index_k_is_exact, index_k_slots
 from ..fp8 import quantize_fp8_blockwise
+from ..hadamard import hadamard_rotate
 
 
 def store_index_k(cache: torch.Tensor, slots: torch.Tensor, k: torch.Tensor, k_scale: torch.Tensor | None = None) -> None:
     """Write keys into the cache in place.
 
     slots: int ``[N]`` slot ids; slots < 0 or beyond the cache are skipped.
-    FP8 pages: k ``[N, D]`` float8_e4m3fn with ``k_scale [N]`` fp32, or a float
-    tensor (k_scale None) quantised per token with a power-of-two scale
-    (``quantize_fp8_blockwise`` with block = D). Exact rows: k ``[N, D]``
-    stored as float32 (times ``k_scale`` when given).
+    k_scale None: k ``[N, D]`` float keys before the indexer's Hadamard rotation, which
+    the store applies (``hadamard_rotate``), then encodes: FP8 pages quantise per token
+    with a power-of-two scale (``quantize_fp8_blockwise`` with block = D), exact rows
+    store float32. k_scale ``[N]`` given: k is cache contents (what ``gather_index_k``
+    returns), stored as it is: float8_e4m3fn keys for FP8 pages, or float rows times
+    ``k_scale`` for exact rows.
     """
     exact = index_k_is_exact(cache)
     head_dim = cache.shape[1] if exact else index_k_head_dim(cache)
@@ -27,11 +30,11 @@ def store_index_k(cache: torch.Tensor, slots: torch.Tensor, k: torch.Tensor, k_s
     slots = slots.long()
     keep = (slots >= 0) & (slots < index_k_slots(cache))
     if exact:
-        rows = k.float() if k_scale is None else k.float() * k_scale.float()[:, None]
+        rows = hadamard_rotate(k.float()) if k_scale is None else k.float() * k_scale.float()[:, None]
         cache[slots[keep]] = rows[keep]
         return
     if k_scale is None:
-        k, k_scale = quantize_fp8_blockwise(k.float(), block=head_dim)
+        k, k_scale = quantize_fp8_blockwise(hadamard_rotate(k.float()), block=head_dim)
         k_scale = k_scale[:, 0]
     if k.dtype != torch.float8_e4m3fn:
         raise ValueError(f"k must be float8_e4m3fn when k_scale is given, got {k.dtype}")

@@ -1,1 +1,2 @@
-"""The lightning indexer: FP8 scores (prefill, decode), exact top-k, positions -> cache slots; float32 reference."""
+"""The lightning indexer: FP8 scores (prefill, decode), exact top-k, the FP8 q quantiser, positions -> cache slots;
+float32 reference."""

@@ -13,9 +13,22 @@ valid ones is not part of the contract). Ties are broken arbitrarily.
 import torch
 
 from ..cache.index_k_reference import gather_index_k
+from ..fp8 import quantize_fp8_blockwise
+from ..hadamard import hadamard_rotate
 from ..layout import INDEX_K_PAGE_SIZE
 
 _SCORE_CHUNK_ELEMENTS = 1 << 25  # bound of the [rows, heads, keys] fp32 temporary
+
+
+def quantize_index_q(q: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The FP8 indexer's q: ``(q_fp8 [T, Hi, D], weights * q_scale [T, Hi] fp32)``.
+
+    q ``[T, Hi, D]`` before the Hadamard: rotated (``hadamard_rotate``, float32), quantised per
+    (token, head) over D (``quantize_fp8_blockwise``, ue8m0 scale); each row's scale is folded
+    into its head weight, which the scores multiply with.
+    """
+    q_fp8, scale = quantize_fp8_blockwise(hadamard_rotate(q.float()), block=q.shape[-1])
+    return q_fp8, weights.float() * scale[..., 0]
 
 
 def indexer_scores(q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor, k_scale: torch.Tensor | None = None) -> torch.Tensor:

@@ -140,7 +140,7 @@ def _step(backend, shape: Shape, batch, seed: int, device: str):
     """One layer's attention call. Returns (the top-k positions it selected, out [T, H, Dl])."""
     x = layer_inputs(shape, batch.positions.shape[0], seed, device)
     backend.init_forward_metadata(batch)
-    index = (x["index_q"].float(), x["index_k"].float(), x["weights"])
+    index = (x["index_q"], x["index_k"], x["weights"])  # bf16 q and k before the Hadamard, as the model passes
     layer = SimpleNamespace(layer_id=0, tp_q_head_num=shape.heads, scaling=shape.scaling)
     forward = backend.forward_decode if batch.forward_mode.is_decode() else backend.forward_extend
     out = forward(x["q"], x["c_kv"], x["c_kv"], layer, batch, q_rope=x["q_rope"], k_rope=x["k_rope"],
@@ -158,7 +158,7 @@ def fill_prefix(backend, shape: Shape, device: str) -> None:
     first = _REQUESTS["p"][1]
     slots = torch.arange(first, first + n, device=device)
     pool = backend.token_to_kv_pool
-    pool.store_index_k(0, slots, index_k.float())
+    pool.store_index_k(0, slots, index_k)
     pool.store_mla_kv(0, slots, c_kv, k_rope)
 
 
@@ -185,5 +185,5 @@ def run_server_calls(backend, shape: Shape, device: str) -> dict:
         results[step] = _step(backend, shape, batch, seed, device)
     x = layer_inputs(shape, _CHUNK, seed=len(results), device=device)
     pool = backend.token_to_kv_pool
-    results["cp_encode"] = (pool.encode_index_k(x["index_k"].float()), pool.encode_mla_rows(x["c_kv"], x["k_rope"]))
+    results["cp_encode"] = (pool.encode_index_k(x["index_k"]), pool.encode_mla_rows(x["c_kv"], x["k_rope"]))
     return results

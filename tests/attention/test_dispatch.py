@@ -231,7 +231,7 @@ def test_a_missing_or_broken_sgl_kernel_means_no_fa3(flash_attn, reason, monkeyp
         select_kernels(None, "fa3", device=CUDA, kv_cache_dtype="bf16")
 
 
-def test_cache_ops_and_the_slot_map_follow_the_device_the_exact_cache_the_reference():
+def test_cache_ops_slot_map_q_quantiser_and_metadata_follow_the_device_the_exact_cache_the_reference():
     from dsv32_plugin import kernels as triton_kernels
     from dsv32_plugin.kernels import reference
 
@@ -244,8 +244,11 @@ def test_cache_ops_and_the_slot_map_follow_the_device_the_exact_cache_the_refere
     assert cuda.store_index_k is triton_kernels.store_index_k and cuda_exact.store_index_k is reference.store_index_k
     assert cpu.gather_index_k is cuda.gather_index_k is reference.gather_index_k  # no Triton twin
     on_cuda = select_kernels("triton", "triton", device=CUDA, kv_cache_dtype="bf16")
-    assert on_cuda.positions_to_slots.module == "dsv32_plugin.kernels"
-    assert on_cuda.quantize_index_q == dispatch.KernelRef("dsv32_plugin.kernels", "quantize_fp8_blockwise")
+    for name in ("positions_to_slots", "quantize_index_q", "fill_paged_metadata"):
+        assert getattr(on_cuda, name).module == "dsv32_plugin.kernels", name
+    on_cpu = select_kernels(None, None, device=CPU, kv_cache_dtype="auto").resolved()
+    assert on_cpu.quantize_index_q is reference.quantize_index_q
+    assert on_cpu.fill_paged_metadata is reference.fill_paged_metadata
     exact = select_kernels("triton", "triton", device=CUDA, kv_cache_dtype="auto", index_exact=True)
     assert exact.indexer_prefill.module == exact.indexer_decode.module == "dsv32_plugin.kernels.reference"
     assert exact.sparse_decode.module == "dsv32_plugin.kernels"

@@ -96,12 +96,13 @@ def forward_batch(extend: bool, batch: int, context: int) -> SimpleNamespace:
 @pytest.mark.parametrize("mode", ["decode", "extend"])
 def test_dsa_metadata_build(benchmark, mode):
     from dsv32_plugin.attention.metadata import build_paged_metadata, build_ragged_metadata
+    from dsv32_plugin.kernels.reference import fill_paged_metadata
 
     batch, context = 32, 4096
     req_to_token = torch.arange((batch + 2) * context, dtype=torch.int32).view(batch + 2, context)
     fb = forward_batch(mode == "extend", batch, context)
     if mode == "decode":
-        md = benchmark.pedantic(build_paged_metadata, (fb, req_to_token, 1), rounds=50, iterations=1)
+        md = benchmark.pedantic(build_paged_metadata, (fb, req_to_token, 1, fill_paged_metadata), rounds=50, iterations=1)
         assert md.page_table.shape == (batch, context // 64) and (md.req_kv_len == context).all()
     else:
         md = benchmark.pedantic(build_ragged_metadata, (fb, req_to_token, 2048), rounds=20, iterations=1)

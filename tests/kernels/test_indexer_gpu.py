@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from fp8_checks import assert_fp8_rows_close
 from indexer_topk_checks import assert_topk_row
 
 from dsv32_plugin.kernels import reference as ref
@@ -106,4 +107,5 @@ def test_store_real_shape_matches_reference():
     want = got.clone()
     store_index_k(got, slots, keys)
     ref.store_index_k(want, slots, keys)
-    assert torch.equal(got, want)
+    # The store's Hadamard sums in the tensor cores' order, torch's matmul in its own: a code may move one step.
+    assert_fp8_rows_close(*ref.gather_index_k(got, slots), *ref.gather_index_k(want, slots))
