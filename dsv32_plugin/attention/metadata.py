@@ -88,11 +88,16 @@ def paged_kv_len(forward_batch, req_to_token: torch.Tensor, rows_per_req: int, f
 
 def build_paged_metadata(forward_batch, req_to_token: torch.Tensor, rows_per_req: int, fill: Callable,
                          step: int = 0) -> PagedMetadata:
-    """Eager paged metadata: the page table covers the longest request (reads its length on the host)."""
-    req_kv_len = paged_kv_len(forward_batch, req_to_token, rows_per_req, fill, step)
-    num_pages = -(-int(req_kv_len.max()) // INDEX_K_PAGE_SIZE)
-    page_table = torch.empty(forward_batch.batch_size, num_pages, dtype=torch.int32, device=req_kv_len.device)
-    # Writes the lengths again (the same values): one contract for eager and graph refreshes.
+    """Eager paged metadata: the page table covers the longest request (reads its length on the host).
+
+    The longest request's length, ``max(req_kv_len)``, is read from the positions themselves, so that
+    one ``fill`` writes both tensors and nothing waits on its output.
+    """
+    batch = forward_batch.batch_size
+    longest = int(forward_batch.positions[: batch * rows_per_req].max()) + 1 + step
+    device = forward_batch.positions.device
+    req_kv_len = torch.empty(batch, dtype=torch.int32, device=device)
+    page_table = torch.empty(batch, -(-longest // INDEX_K_PAGE_SIZE), dtype=torch.int32, device=device)
     fill(req_kv_len, page_table, forward_batch.positions, forward_batch.req_pool_indices, req_to_token,
          rows_per_req, step)
     return PagedMetadata(rows_per_req, page_table, req_kv_len)

@@ -16,7 +16,10 @@ sglang makes to the backend, in a server's order, on hand-built forward batches:
 6. ``lone_decode``: the one-token request decodes alone (batch 1, one page);
 7. ``verify``: EAGLE target verify, ``DRAFT`` rows for two requests (paged);
 8. ``cp_encode``: a context-parallel rank encodes its new rows in the cache formats before
-   the all-gather (``context_parallel.py``).
+   the all-gather (``context_parallel.py``);
+9. ``graph_refresh``: the metadata refresh a CUDA-graph replay records for the decode batch
+   (``init_forward_metadata_in_graph``), and the one of a later multi-step draft step, which
+   advances the lengths and keeps the first step's page table (``step=1, pages=False``).
 
 The cached prefix is written through the pool's own stores (what the earlier forward
 did); every step then is the model's attention call (``forward_extend`` /
@@ -186,4 +189,15 @@ def run_server_calls(backend, shape: Shape, device: str) -> dict:
     x = layer_inputs(shape, _CHUNK, seed=len(results), device=device)
     pool = backend.token_to_kv_pool
     results["cp_encode"] = (pool.encode_index_k(x["index_k"]), pool.encode_mla_rows(x["c_kv"], x["k_rope"]))
+    results["graph_refresh"] = graph_refresh(backend, server_batches(shape, device)["decode"])
     return results
+
+
+def graph_refresh(backend, batch):
+    """Step 9: ``(req_kv_len, page_table)`` of a decode graph's refresh, then a draft step's lengths."""
+    backend.init_cuda_graph_state(batch.batch_size, batch.batch_size)
+    backend.init_forward_metadata_out_graph(batch)
+    backend.init_forward_metadata_in_graph(batch)
+    md = backend.forward_metadata
+    draft_step = backend.graph.refresh(batch, backend.req_to_token, step=1, pages=False)
+    return md.page_table.clone(), draft_step.req_kv_len.clone()

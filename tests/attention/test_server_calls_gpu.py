@@ -48,7 +48,7 @@ def test_triton_server_calls_equal_reference(shape, kv, pre_sm89, monkeypatch):
     torch.cuda.synchronize()
     for step, (ref_topk, ref_out) in reference.items():
         ours_topk, ours_out = triton_own[step]
-        if step == "cp_encode":  # the stores' own encodings (both backends' pools store with the Triton kernels)
+        if step in ("cp_encode", "graph_refresh"):  # cache writers and metadata: Triton on CUDA in both backends
             continue
         assert _selection_overlap(ours_topk, ref_topk) >= 0.99, step
         assert torch.isfinite(ours_out.float()).all(), step
