@@ -22,7 +22,8 @@ GROUPS = {
     "sparse MLA": ("sparse MLA (KV store, slot map, decode)",),
     "norms, RoPE, Hadamard, metadata": (
         "input RMSNorm", "q_a RMSNorm", "kv_a RMSNorm", "indexer k LayerNorm", "post-attention add + RMSNorm",
-        "MLA RoPE", "indexer RoPE", "indexer Hadamard (q, k)", "DSA metadata (in-graph refresh)"),
+        "MLA RoPE", "indexer RoPE", "DSA metadata (in-graph refresh)",
+        "indexer Hadamard (q, k)"),  # a part of reports from before the Hadamard moved into the FP8 kernels
     "router (gate + TopK)": ("router gate (fp32)", "router TopK (grouped)"),
     "routed experts": ("routed experts (fused MoE)",),
     "shared expert": ("shared expert",),

@@ -51,9 +51,10 @@ def fill_paged_metadata(req_kv_len: torch.Tensor, page_table: torch.Tensor | Non
     check_paged_metadata_args(req_kv_len, page_table, positions, req_pool_indices, req_to_token, rows_per_req)
     tensors = (req_kv_len, positions, req_pool_indices, req_to_token)
     check_launchable(*tensors, *(() if page_table is None else (page_table,)))
-    if not positions.is_contiguous() or not req_pool_indices.is_contiguous() or req_to_token.stride(1) != 1 \
-            or (page_table is not None and page_table.stride(1) != 1):
-        raise ValueError("positions and req_pool_indices must be contiguous, req_to_token and page_table rows too")
+    if not (req_kv_len.is_contiguous() and positions.is_contiguous() and req_pool_indices.is_contiguous()) \
+            or req_to_token.stride(1) != 1 or (page_table is not None and page_table.stride(1) != 1):
+        raise ValueError("req_kv_len, positions and req_pool_indices must be contiguous, "
+                         "req_to_token's and page_table's rows too")
     batch = req_kv_len.shape[0]
     if batch == 0:
         return
