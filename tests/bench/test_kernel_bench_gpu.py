@@ -37,7 +37,7 @@ def sparse_mla():
 @pytest.mark.parametrize("impl", ["triton", "flashmla"])
 def test_sparse_mla_prefill(benchmark, sparse_mla, impl):
     from dsv32_plugin.kernels import reference as ref
-    from dsv32_plugin.kernels.sparse_mla import sparse_mla_prefill
+    from dsv32_plugin.kernels.sparse_mla.interface import sparse_mla_prefill
 
     q, kv, idx = sparse_mla.prefill_inputs(4096, 32768)
     scale, d_v = sparse_mla.SM_SCALE, sparse_mla.D_V
@@ -56,7 +56,7 @@ def test_sparse_mla_prefill(benchmark, sparse_mla, impl):
 @pytest.mark.parametrize("cache", ["fp8", "bf16"])
 def test_sparse_mla_decode(benchmark, sparse_mla, cache):
     from dsv32_plugin.kernels import reference as ref
-    from dsv32_plugin.kernels.sparse_mla import sparse_mla_decode
+    from dsv32_plugin.kernels.sparse_mla.interface import sparse_mla_decode
 
     q, kv_cache, idx = sparse_mla.decode_inputs(64, 128, cache == "fp8")
     scale, d_v = sparse_mla.SM_SCALE, sparse_mla.D_V
@@ -75,7 +75,7 @@ def indexer():
 
 
 def test_indexer_prefill_topk(benchmark, indexer):
-    from dsv32_plugin.kernels.indexer_prefill import indexer_topk_prefill
+    from dsv32_plugin.kernels.indexer.prefill import indexer_topk_prefill
 
     q, weights, k, k_scale, start, end = indexer.prefill_inputs(torch.Generator(device="cuda").manual_seed(0))
     call = lambda: indexer_topk_prefill(q, k, k_scale, weights, start, end, indexer.TOPK)  # noqa: E731
@@ -86,7 +86,7 @@ def test_indexer_prefill_topk(benchmark, indexer):
 
 
 def test_indexer_decode_topk(benchmark, indexer):
-    from dsv32_plugin.kernels.indexer_decode import indexer_topk_decode
+    from dsv32_plugin.kernels.indexer.decode import indexer_topk_decode
 
     q, cache, weights, seq_lens, page_table = indexer.decode_inputs(torch.Generator(device="cuda").manual_seed(0),
                                                                     32768)
