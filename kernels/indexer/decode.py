@@ -21,15 +21,20 @@ from .topk import topk_rows
 @triton.jit(do_not_specialize=["page_table_stride", "max_pages", "s_q", "num_splits"])
 def _decode_logits_kernel(
     q_ptr, keys_ptr, scales_ptr, w_ptr, seq_lens_ptr, page_table_ptr, page_table_stride,
-    logits_ptr, logits_stride, num_cache_pages, max_pages, num_heads, s_q, num_splits,
+    logits_ptr, logits_stride, ends_ptr, num_cache_pages, max_pages, num_heads, s_q, num_splits,
     D: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_S: tl.constexpr,
-    FP8_HW: tl.constexpr, DOT_FP32: tl.constexpr, NUM_STAGES: tl.constexpr,
+    FP8_HW: tl.constexpr, DOT_FP32: tl.constexpr, NUM_STAGES: tl.constexpr, WRITE_ENDS: tl.constexpr,
 ):
     PAGE: tl.constexpr = 64
     PAGE_BYTES: tl.constexpr = PAGE * (D + 4)
     req = tl.program_id(0)
-    length = tl.minimum(tl.load(seq_lens_ptr + req), max_pages * PAGE)
+    seq_len = tl.load(seq_lens_ptr + req)
+    length = tl.minimum(seq_len, max_pages * PAGE)
     first = tl.program_id(1) * BLOCK_S
+    if WRITE_ENDS:  # the top-k's row ends: position i sees seq_len - s_q + i + 1 keys
+        if tl.program_id(1) == 0:
+            i = tl.arange(0, BLOCK_Q)
+            tl.store(ends_ptr + req * s_q + i, tl.minimum(seq_len - s_q + 1 + i, max_pages * PAGE), mask=i < s_q)
     if first < length:
         dims = tl.arange(0, D)
         pair = tl.arange(0, BLOCK_Q * BLOCK_H)
@@ -82,20 +87,21 @@ def indexer_topk_decode(q, k_cache, weights, seq_lens, page_table, topk: int = 2
     out = torch.empty(batch * s_q, topk, dtype=torch.int32, device=device)
     if batch * s_q == 0:
         return out.view(batch, s_q, topk)
-    seq_lens = seq_lens.int()
-    ends = (seq_lens[:, None] - s_q + 1 + torch.arange(s_q, device=device, dtype=torch.int32)).clamp(max=capacity)
+    ends = torch.empty(batch * s_q, dtype=torch.int32, device=device)
     logits = torch.empty(batch * s_q, max(1, capacity), dtype=torch.float32, device=device)
     write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits, block_s=block_s, num_warps=num_warps,
-                        num_stages=num_stages, programs_per_sm=programs_per_sm)
-    starts = torch.zeros(batch * s_q, dtype=torch.int32, device=device)
-    topk_rows(logits, starts, ends.reshape(-1), topk, out=out)
+                        num_stages=num_stages, programs_per_sm=programs_per_sm, row_ends=ends)
+    topk_rows(logits, None, ends, topk, out=out)
     return out.view(batch, s_q, topk)
 
 
 def write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits, block_s=128, num_warps=4, num_stages=3,
-                        programs_per_sm: int = 4) -> None:
+                        programs_per_sm: int = 4, row_ends: torch.Tensor | None = None) -> None:
     """Scores into ``logits [B * s_q, max_pages * 64]``: row ``b * s_q + i``, column = position,
-    for positions < min(seq_lens[b], max_pages * 64). Inputs as ``indexer_topk_decode``."""
+    for positions < min(seq_lens[b], max_pages * 64). Inputs as ``indexer_topk_decode``.
+    ``row_ends`` (int32 ``[B * s_q]``), if given, receives each row's key count
+    ``min(seq_lens[b] - s_q + i + 1, max_pages * 64)`` (the same launch, so a decode step
+    spends no kernels on it)."""
     batch, s_q, num_heads, dim = q.shape
     capacity = page_table.shape[1] * INDEX_K_PAGE_SIZE
     splits = decode_splits(batch, capacity, block_s, q.device, programs_per_sm)
@@ -104,9 +110,10 @@ def write_decode_logits(q, k_cache, weights, seq_lens, page_table, logits, block
     _decode_logits_kernel[(batch, splits)](
         q.contiguous().view(torch.uint8), k_cache, k_cache.view(torch.float32), weights.float().contiguous(),
         seq_lens.int(), page_table, page_table.stride(0), logits, logits.stride(0),
-        k_cache.shape[0], page_table.shape[1], num_heads, s_q, splits,
+        logits if row_ends is None else row_ends, k_cache.shape[0], page_table.shape[1], num_heads, s_q, splits,
         D=dim, BLOCK_H=head_block(num_heads), BLOCK_Q=triton.next_power_of_2(s_q), BLOCK_S=block_s,
-        FP8_HW=target.fp8_hardware, DOT_FP32=target.dot_fp32, NUM_STAGES=num_stages, num_warps=num_warps,
+        FP8_HW=target.fp8_hardware, DOT_FP32=target.dot_fp32, NUM_STAGES=num_stages, WRITE_ENDS=row_ends is not None,
+        num_warps=num_warps,
     )
 
 

@@ -212,8 +212,8 @@ def _write_range(row_out, start, count, TOPK: tl.constexpr, BLOCK: tl.constexpr)
 
 
 @triton.jit
-def _row_range(starts_ptr, ends_ptr, row, num_cols):
-    start = tl.maximum(tl.load(starts_ptr + row), 0)
+def _row_range(starts_ptr, ends_ptr, row, num_cols, HAS_STARTS: tl.constexpr):
+    start = tl.maximum(tl.load(starts_ptr + row), 0) if HAS_STARTS else 0
     end = tl.minimum(tl.load(ends_ptr + row), num_cols)
     return start, end
 
@@ -221,11 +221,11 @@ def _row_range(starts_ptr, ends_ptr, row, num_cols):
 @triton.jit(do_not_specialize=["num_cols"])
 def _topk_row_kernel(
     scores_ptr, scores_stride, starts_ptr, ends_ptr, out_ptr, out_stride, cand_ptr, num_cols,
-    TOPK: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, CAND: tl.constexpr,
+    TOPK: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, CAND: tl.constexpr, HAS_STARTS: tl.constexpr,
 ):
     """One program per row: bounds, one filtering pass, select."""
     row = tl.program_id(0).to(tl.int64)
-    start, end = _row_range(starts_ptr, ends_ptr, row, num_cols)
+    start, end = _row_range(starts_ptr, ends_ptr, row, num_cols, HAS_STARTS)
     count = end - start
     row_scores = scores_ptr + row * scores_stride
     row_out = out_ptr + row * out_stride
@@ -241,14 +241,14 @@ def _topk_row_kernel(
 @triton.jit(do_not_specialize=["num_cols", "seg_cap"])
 def _topk_split_filter_kernel(
     scores_ptr, scores_stride, starts_ptr, ends_ptr, above_ptr, seg_ptr, counts_ptr, num_cols, seg_cap,
-    TOPK: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, SPLITS: tl.constexpr,
+    TOPK: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, SPLITS: tl.constexpr, HAS_STARTS: tl.constexpr,
 ):
     """Program (row, j) filters the j-th of SPLITS equal slices of the row into its own segments
     (above ``[TOPK]`` int32, candidates ``[seg_cap]`` int64) and writes its counts; program j = 0
     also writes the bounds. Every program computes the same bounds from the same sample."""
     row = tl.program_id(0).to(tl.int64)
     j = tl.program_id(1)
-    start, end = _row_range(starts_ptr, ends_ptr, row, num_cols)
+    start, end = _row_range(starts_ptr, ends_ptr, row, num_cols, HAS_STARTS)
     count = end - start
     if count > TOPK:
         row_scores = scores_ptr + row * scores_stride
@@ -271,12 +271,12 @@ def _topk_split_filter_kernel(
 def _topk_split_merge_kernel(
     scores_ptr, scores_stride, starts_ptr, ends_ptr, out_ptr, out_stride, above_ptr, seg_ptr, counts_ptr,
     cand_ptr, num_cols, seg_cap,
-    TOPK: tl.constexpr, BLOCK: tl.constexpr, SPLITS: tl.constexpr, CAND: tl.constexpr,
+    TOPK: tl.constexpr, BLOCK: tl.constexpr, SPLITS: tl.constexpr, CAND: tl.constexpr, HAS_STARTS: tl.constexpr,
 ):
     """One program per row: concatenate the segments in slice order (so columns stay in order and
     ties go to the lower column, as in the one-program kernel), then select."""
     row = tl.program_id(0).to(tl.int64)
-    start, end = _row_range(starts_ptr, ends_ptr, row, num_cols)
+    start, end = _row_range(starts_ptr, ends_ptr, row, num_cols, HAS_STARTS)
     count = end - start
     row_out = out_ptr + row * out_stride
     if count <= TOPK:
@@ -330,13 +330,13 @@ def topk_splits(num_rows: int, num_cols: int, sm_count: int) -> int:
     return max(1, min(32, sm_count // num_rows, num_cols // 1024))
 
 
-def topk_rows(scores: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, topk: int = 2048,
+def topk_rows(scores: torch.Tensor, starts: torch.Tensor | None, ends: torch.Tensor, topk: int = 2048,
               out: torch.Tensor | None = None, block: int | None = None, num_warps: int | None = None,
               splits: int | None = None) -> torch.Tensor:
     """Columns of the ``topk`` best scores of each row within ``[starts[r], ends[r])``.
 
     scores: fp32 ``[R, C]`` (last dim contiguous); starts / ends: int32 ``[R]``
-    (clamped to ``[0, C]``). Returns int32 ``[R, topk]`` (or fills ``out``), valid
+    (clamped to ``[0, C]``; ``starts=None``: every row from column 0, with no tensor to fill). Returns int32 ``[R, topk]`` (or fills ``out``), valid
     columns first, then -1; valid columns in the order of the selection (the same
     for every launch configuration), ties at the threshold going to the lower column.
     ``block`` / ``num_warps`` / ``splits`` override the launch configuration (tests,
@@ -345,7 +345,7 @@ def topk_rows(scores: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, to
     Scratch: ``R x min(8192, C)`` int64 candidates; with S > 1 also ``R x C`` int64
     and ``R x S x topk`` int32 segments.
     """
-    check_launchable(scores, starts, ends)
+    check_launchable(scores, ends, *([] if starts is None else [starts]))
     if scores.dtype != torch.float32 or scores.dim() != 2 or scores.stride(1) != 1:
         raise ValueError(f"scores must be fp32 [R, C] with contiguous rows, got {scores.dtype} {tuple(scores.shape)}")
     if topk < 1:
@@ -359,12 +359,15 @@ def topk_rows(scores: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, to
     splits = splits or topk_splits(num_rows, num_cols, launch_target(device).sm_count)
     cand = min(CANDIDATES, triton.next_power_of_2(num_cols))  # a row's candidates <= its length
     candidates = torch.empty(num_rows, cand, dtype=torch.int64, device=device)
-    starts, ends, sample = starts.int(), ends.int(), topk_sample_size(num_cols)
+    has_starts = starts is not None
+    ends, sample = ends.int(), topk_sample_size(num_cols)
+    starts = starts.int() if has_starts else ends  # an unread stand-in pointer
     if splits == 1:
         default_block, default_warps = topk_launch_config(num_rows, num_cols)
         _topk_row_kernel[(num_rows,)](
             scores, scores.stride(0), starts, ends, out, out.stride(0), candidates, num_cols,
-            TOPK=topk, BLOCK=block or default_block, SAMPLE=sample, CAND=cand, num_warps=num_warps or default_warps,
+            TOPK=topk, BLOCK=block or default_block, SAMPLE=sample, CAND=cand, HAS_STARTS=has_starts,
+            num_warps=num_warps or default_warps,
         )
         return out
     seg_cap = triton.cdiv(num_cols, splits)
@@ -374,10 +377,12 @@ def topk_rows(scores: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, to
     slice_block = min(4096, max(256, triton.next_power_of_2(seg_cap)))
     _topk_split_filter_kernel[(num_rows, splits)](
         scores, scores.stride(0), starts, ends, above, segments, counts, num_cols, seg_cap,
-        TOPK=topk, BLOCK=block or slice_block, SAMPLE=sample, SPLITS=splits, num_warps=num_warps or 8,
+        TOPK=topk, BLOCK=block or slice_block, SAMPLE=sample, SPLITS=splits, HAS_STARTS=has_starts,
+        num_warps=num_warps or 8,
     )
     _topk_split_merge_kernel[(num_rows,)](
         scores, scores.stride(0), starts, ends, out, out.stride(0), above, segments, counts, candidates,
-        num_cols, seg_cap, TOPK=topk, BLOCK=block or 4096, SPLITS=splits, CAND=cand, num_warps=num_warps or 16,
+        num_cols, seg_cap, TOPK=topk, BLOCK=block or 4096, SPLITS=splits, CAND=cand, HAS_STARTS=has_starts,
+        num_warps=num_warps or 16,
     )
     return out

@@ -42,13 +42,16 @@ DECODE_SHAPES = [
     pytest.param([66, 3, 128], 3, 64, 64, 64, False, id="verify-s_q3-h64"),
     pytest.param([2, 0, 64], 3, 4, 32, 8, False, id="seq-shorter-than-s_q-and-empty"),
     pytest.param([200, 90], 2, 5, 32, 100, True, id="ties-context-shorter-than-topk"),
+    # a CUDA graph's page table spans the whole context: one request far shorter than it (split top-k)
+    pytest.param([1500], 1, 4, 32, 100, False, id="lone-request-in-a-wide-page-table"),
 ]
 
 
 @pytest.mark.parametrize("seq_lens, s_q, heads, dim, topk, ties", DECODE_SHAPES)
 def test_decode_matches_reference(seq_lens, s_q, heads, dim, topk, ties):
     gen = torch.Generator().manual_seed(sum(seq_lens) + s_q)
-    cache, page_table = poisoned_paged_cache(seq_lens, dim, pages_per_req=4, gen=gen, tie_keys=ties)
+    pages = max(4, 2 * -(-max(seq_lens) // 64))
+    cache, page_table = poisoned_paged_cache(seq_lens, dim, pages_per_req=pages, gen=gen, tie_keys=ties)
     q, q_scale = ref.quantize_fp8_blockwise(torch.randn(len(seq_lens), s_q, heads, dim, generator=gen))
     weights = torch.randn(len(seq_lens), s_q, heads, generator=gen) * q_scale[..., 0]
     lens = torch.tensor(seq_lens, dtype=torch.int32)

@@ -119,3 +119,12 @@ def test_ties_at_the_threshold_go_to_the_lower_column(splits):
     out = topk_rows(scores.to(DEVICE), torch.zeros(1, dtype=torch.int32, device=DEVICE),
                     torch.full((1,), cols, dtype=torch.int32, device=DEVICE), k, splits=splits).cpu()[0]
     assert sorted(out.tolist()) == sorted(list(range(1000, 1030)) + list(range(20)))
+
+
+@pytest.mark.parametrize("splits", [1, 3])
+def test_no_starts_means_every_row_from_column_zero(splits):
+    gen = torch.Generator().manual_seed(7)
+    scores = torch.randn(3, 3000, generator=gen).to(DEVICE)
+    ends = torch.tensor([3000, 2500, 40], dtype=torch.int32, device=DEVICE)
+    zeros = torch.zeros(3, dtype=torch.int32, device=DEVICE)
+    assert torch.equal(topk_rows(scores, None, ends, 64, splits=splits), topk_rows(scores, zeros, ends, 64, splits=splits))
