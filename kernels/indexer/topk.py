@@ -267,11 +267,29 @@ def _topk_split_filter_kernel(
             tl.store(counts + 2 * SPLITS + 1, hi.to(tl.int32, bitcast=True))
 
 
+@triton.jit
+def _concat_segments(seg_base, seg_stride, counts, total, dst, SPLITS_P2: tl.constexpr, COPY: tl.constexpr):
+    """Copy the first ``total`` entries of segments ``0..`` (segment j: ``counts[j]`` entries at
+    ``seg_base + j * seg_stride``, counts 0 past the last) to ``dst``, back to back, in one pass:
+    each output index finds its segment among the running ends."""
+    seg_ends = tl.cumsum(counts, 0)
+    seg_starts = seg_ends - counts
+    js = tl.arange(0, SPLITS_P2)
+    offs = tl.arange(0, COPY)
+    for i0 in range(0, total, COPY):
+        i = i0 + offs
+        ok = i < total
+        j = tl.sum((i[:, None] >= seg_ends[None, :]).to(tl.int32), axis=1)
+        first = tl.sum(tl.where(js[None, :] == j[:, None], seg_starts[None, :], 0), axis=1)
+        tl.store(dst + i, tl.load(seg_base + j.to(tl.int64) * seg_stride + (i - first), mask=ok), mask=ok)
+
+
 @triton.jit(do_not_specialize=["num_cols", "seg_cap"])
 def _topk_split_merge_kernel(
     scores_ptr, scores_stride, starts_ptr, ends_ptr, out_ptr, out_stride, above_ptr, seg_ptr, counts_ptr,
     cand_ptr, num_cols, seg_cap,
-    TOPK: tl.constexpr, BLOCK: tl.constexpr, SPLITS: tl.constexpr, CAND: tl.constexpr, HAS_STARTS: tl.constexpr,
+    TOPK: tl.constexpr, BLOCK: tl.constexpr, SPLITS: tl.constexpr, SPLITS_P2: tl.constexpr, CAND: tl.constexpr,
+    COPY: tl.constexpr, HAS_STARTS: tl.constexpr,
 ):
     """One program per row: concatenate the segments in slice order (so columns stay in order and
     ties go to the lower column, as in the one-program kernel), then select."""
@@ -285,24 +303,15 @@ def _topk_split_merge_kernel(
         counts = counts_ptr + row * (2 * SPLITS + 2)
         lo = tl.load(counts + 2 * SPLITS).to(tl.uint32, bitcast=True)
         hi = tl.load(counts + 2 * SPLITS + 1).to(tl.uint32, bitcast=True)
-        n_above = tl.zeros((), tl.int32)
-        n_cand = tl.zeros((), tl.int32)
+        js = tl.arange(0, SPLITS_P2)
+        above_counts = tl.load(counts + 2 * js, mask=js < SPLITS, other=0)
+        cand_counts = tl.load(counts + 2 * js + 1, mask=js < SPLITS, other=0)
+        n_above = tl.sum(above_counts, 0)
+        n_cand = tl.sum(cand_counts, 0)
         row_cand = cand_ptr + row * CAND
-        offs = tl.arange(0, BLOCK)
-        for j in range(SPLITS):
-            seg = row * SPLITS + j
-            a = tl.load(counts + 2 * j)
-            c = tl.load(counts + 2 * j + 1)
-            for i0 in range(0, tl.minimum(a, TOPK - n_above), BLOCK):  # past TOPK the whole row is selected
-                i = i0 + offs
-                ok = (i < a) & (n_above + i < TOPK)
-                tl.store(row_out + n_above + i, tl.load(above_ptr + seg * TOPK + i, mask=ok), mask=ok)
-            for i0 in range(0, tl.minimum(c, CAND - n_cand), BLOCK):
-                i = i0 + offs
-                ok = (i < c) & (n_cand + i < CAND)
-                tl.store(row_cand + n_cand + i, tl.load(seg_ptr + seg * seg_cap + i, mask=ok), mask=ok)
-            n_above += a
-            n_cand += c
+        if (n_above <= TOPK) & (n_cand <= CAND):  # else _finish selects over the whole row
+            _concat_segments(above_ptr + row * SPLITS * TOPK, TOPK, above_counts, n_above, row_out, SPLITS_P2, COPY)
+            _concat_segments(seg_ptr + row * SPLITS * seg_cap, seg_cap, cand_counts, n_cand, row_cand, SPLITS_P2, COPY)
         _finish(scores_ptr + row * scores_stride, start, end, n_above, n_cand, lo, hi, row_cand, row_out,
                 TOPK, CAND, BLOCK)
 
@@ -374,7 +383,7 @@ def topk_rows(scores: torch.Tensor, starts: torch.Tensor | None, ends: torch.Ten
     above = torch.empty(num_rows, splits, topk, dtype=torch.int32, device=device)
     segments = torch.empty(num_rows, splits, seg_cap, dtype=torch.int64, device=device)
     counts = torch.empty(num_rows, 2 * splits + 2, dtype=torch.int32, device=device)
-    slice_block = min(4096, max(256, triton.next_power_of_2(seg_cap)))
+    slice_block = min(2048, max(256, triton.next_power_of_2(seg_cap)))
     _topk_split_filter_kernel[(num_rows, splits)](
         scores, scores.stride(0), starts, ends, above, segments, counts, num_cols, seg_cap,
         TOPK=topk, BLOCK=block or slice_block, SAMPLE=sample, SPLITS=splits, HAS_STARTS=has_starts,
@@ -382,7 +391,8 @@ def topk_rows(scores: torch.Tensor, starts: torch.Tensor | None, ends: torch.Ten
     )
     _topk_split_merge_kernel[(num_rows,)](
         scores, scores.stride(0), starts, ends, out, out.stride(0), above, segments, counts, candidates,
-        num_cols, seg_cap, TOPK=topk, BLOCK=block or 4096, SPLITS=splits, CAND=cand, HAS_STARTS=has_starts,
+        num_cols, seg_cap, TOPK=topk, BLOCK=block or 4096, SPLITS=splits, SPLITS_P2=triton.next_power_of_2(splits),
+        CAND=cand, COPY=1024, HAS_STARTS=has_starts,
         num_warps=num_warps or 16,
     )
     return out
