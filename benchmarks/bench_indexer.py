@@ -39,6 +39,15 @@ def bench(fn, rep_ms=200):
     return triton.testing.do_bench(fn, warmup=25, rep=rep_ms, return_mode="median") * 1e-3
 
 
+def graph_us(fn):
+    """Median replay time (µs) of ``fn`` captured in a CUDA graph, as a server replays a decode step."""
+    fn()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return bench(graph.replay) * 1e6
+
+
 def topk_matches_torch(scores, starts, ends, out, rows):
     """On sampled rows: the chosen scores equal torch.topk's as multisets (ties may pick other columns)."""
     for r in rows:
@@ -157,11 +166,7 @@ def bench_decode(gen, context, copy_gbps, quick, batch=64):
     topk_s = bench(lambda: topk_rows(logits, zeros, seq_lens, TOPK))
     exact = topk_matches_torch(logits, zeros, seq_lens, topk_rows(logits, zeros, seq_lens, TOPK), range(0, batch, 7))
     total_s = bench(lambda: indexer_topk_decode(q, cache, weights, seq_lens, page_table, TOPK, **cfg))
-    graph = torch.cuda.CUDAGraph()
-    indexer_topk_decode(q, cache, weights, seq_lens, page_table, TOPK, **cfg)
-    with torch.cuda.graph(graph):
-        indexer_topk_decode(q, cache, weights, seq_lens, page_table, TOPK, **cfg)
-    graph_s = bench(graph.replay)
+    graph_s = graph_us(lambda: indexer_topk_decode(q, cache, weights, seq_lens, page_table, TOPK, **cfg)) * 1e-6
     torch_topk_s = bench(lambda: torch.topk(logits, TOPK, dim=1, sorted=False))
     gbps = must_read / graph_s / 1e9
     return {
@@ -171,15 +176,6 @@ def bench_decode(gen, context, copy_gbps, quick, batch=64):
         "graph_total_us": graph_s * 1e6, "achieved_GBps": gbps, "fraction_of_copy_bw": gbps / copy_gbps,
         "torch_topk_us_same_rows": torch_topk_s * 1e6,
     }
-
-
-def graph_us(fn):
-    """Median replay time (µs) of ``fn`` captured in a CUDA graph, as a server replays a decode step."""
-    fn()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return bench(graph.replay) * 1e6
 
 
 TOPK_SPLITS = [1, 4, 8, 16, 32]

@@ -64,21 +64,29 @@ def _pick_digit(hist, remaining):
 
 
 @triton.jit
+def _running_counts(a, b):
+    """Inclusive running counts of two 0/1 int32 flag vectors and their totals, both from one
+    scan of ``a + (b << 16)`` (a block holds fewer than 2^16 elements)."""
+    packed = a + (b << 16)
+    run = tl.cumsum(packed, 0)
+    total = tl.sum(packed, 0)
+    return run & 0xFFFF, run >> 16, total & 0xFFFF, total >> 16
+
+
+@triton.jit
 def _emit(key, cols, valid, prefix, known, remaining, taken_above, seen_equal, out_ptr, above_base, equal_base):
     """Write ``cols`` of keys above the threshold prefix at ``above_base + rank`` and of
     the first ``remaining`` keys equal to it at ``equal_base + rank``; return the new counts."""
     masked = key & known
     above = (valid & (masked > prefix)).to(tl.int32)
     equal = (valid & (masked == prefix)).to(tl.int32)
-    flags = above + (equal << 16)  # both prefix sums in one scan (blocks < 2^16)
-    run = tl.cumsum(flags, 0)
-    above_slot = taken_above + (run & 0xFFFF) - 1
-    equal_rank = seen_equal + (run >> 16) - 1
+    above_run, equal_run, above_total, equal_total = _running_counts(above, equal)
+    above_slot = taken_above + above_run - 1
+    equal_rank = seen_equal + equal_run - 1
     take = (above != 0) | ((equal != 0) & (equal_rank < remaining))
     slot = tl.where(above != 0, above_base + above_slot, equal_base + equal_rank)
     tl.store(out_ptr + slot, cols, mask=take)
-    total = tl.sum(flags, 0)
-    return taken_above + (total & 0xFFFF), seen_equal + (total >> 16)
+    return taken_above + above_total, seen_equal + equal_total
 
 
 @triton.jit
@@ -176,16 +184,14 @@ def _filter(row_scores, begin, end, lo, hi, above_out, above_cap, cand_out, cand
         key = radix_key(tl.load(row_scores + cols, mask=inside, other=0.0))
         above = (inside & (key > hi)).to(tl.int32)
         cand = (inside & (key >= lo) & (key <= hi)).to(tl.int32)
-        flags = above + (cand << 16)  # both prefix sums in one scan (blocks < 2^16)
-        run = tl.cumsum(flags, 0)
-        above_slot = n_above + (run & 0xFFFF) - 1
-        cand_slot = n_cand + (run >> 16) - 1
+        above_run, cand_run, above_total, cand_total = _running_counts(above, cand)
+        above_slot = n_above + above_run - 1
+        cand_slot = n_cand + cand_run - 1
         tl.store(above_out + above_slot, cols, mask=(above != 0) & (above_slot < above_cap))
         packed = (key.to(tl.int64) << 32) | cols.to(tl.int64)
         tl.store(cand_out + cand_slot, packed, mask=(cand != 0) & (cand_slot < cand_cap))
-        total = tl.sum(flags, 0)
-        n_above += total & 0xFFFF
-        n_cand += total >> 16
+        n_above += above_total
+        n_cand += cand_total
     return n_above, n_cand
 
 
